@@ -1,0 +1,22 @@
+//! dsys: distributed algorithms as pure state machines, run either by real
+//! nodes talking gRPC or by a deterministic simulator, with checkers that
+//! verify what happened.
+//!
+//! # Layout
+//! * `node`      — the state-machine contract: `Protocol`, `Out`, `Effect`, `NodeId`.
+//! * `config`    — `machines.txt` / `peers.json` loading and validation.
+//! * `net`       — the gRPC transport: one FIFO stream per link, reconnects, codecs.
+//! * `driver`    — the tokio driver that runs one state machine on the transport.
+//! * `events`    — the JSON-lines event log (`--events FILE`).
+//! * `sim`       — the deterministic simulator and its fault injection.
+//! * `check`     — invariants over event logs (`dsys check`).
+//! * `duration`  — parsing `250ms`, `1s`, `2m` on the command line.
+//! * `tokenring` — token ring mutual exclusion.
+
+pub mod check;
+pub mod config;
+pub mod duration;
+pub mod events;
+pub mod node;
+pub mod sim;
+pub mod tokenring;

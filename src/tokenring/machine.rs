@@ -1,0 +1,876 @@
+//! The token-ring state machine.
+//!
+//! What it guarantees (the README's fault model says the same to users):
+//! * **Mutual exclusion** comes from majority leases (`super::lease`), not from
+//!   the token being unique, so it holds under crashes, restarts, message
+//!   loss, duplication, delay and partitions.
+//! * **The token** gives order and progress. It carries a generation (`Gen`)
+//!   and the ring order it learned from the `start` walk. A receiver acks
+//!   every token; a sender whose token is not acked in time suspects the
+//!   receiver, mints the next generation and routes around it. A node that
+//!   sees no token and no beacon for the loss timeout mints a new generation
+//!   (the successor of the last known holder first, the others later, so one
+//!   regeneration normally wins). Tokens of a lower generation are dropped
+//!   wherever they meet a node that knows a higher one, so the ring converges
+//!   to one token after `start` on two nodes or a false suspicion.
+//! * **Progress** needs a majority of the ring up and connected.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::Rng as _;
+
+use super::lease::{Grants, Outcome, Round};
+use super::msg::{Gen, Msg, Token};
+use super::note::{Note, Status};
+use crate::node::{NodeId, Out, Protocol, Rng};
+
+/// The knobs of the algorithm. Defaults suit people watching a ring on one
+/// machine; the simulator and tests shrink or stretch them.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// How long a node keeps the token before passing it (when not locking).
+    pub hop_delay: Duration,
+    /// How long to wait for a token ack before routing around the receiver.
+    pub ack_timeout: Duration,
+    /// How often a node that keeps the token tells the others it is alive.
+    pub beacon_interval: Duration,
+    /// Silence (no token, no beacon) after which a node regenerates, before
+    /// the per-rank stagger and the ring-size allowance are added.
+    pub loss_timeout: Duration,
+    /// Extra wait per position away from the last known holder.
+    pub stagger: Duration,
+    /// Length of a critical-section lease.
+    pub lease: Duration,
+    /// How long the `start` walk may take.
+    pub discover_timeout: Duration,
+    /// How long a suspected node is skipped before the ring tries it again.
+    pub suspect_retry: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            hop_delay: Duration::from_secs(1),
+            ack_timeout: Duration::from_millis(500),
+            beacon_interval: Duration::from_millis(200),
+            loss_timeout: Duration::from_secs(1),
+            stagger: Duration::from_millis(300),
+            lease: Duration::from_secs(2),
+            discover_timeout: Duration::from_secs(2),
+            suspect_retry: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Timing {
+    fn renew_every(&self) -> Duration {
+        self.lease / 4
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Cmd {
+    Start,
+    Lock,
+    Unlock,
+    Status,
+}
+
+#[derive(Clone, Debug)]
+pub enum Timer {
+    /// The hop delay of hold `seq` is over: pass the token on.
+    Pass { seq: u64 },
+    /// Token sent in hold `seq` was not acked in time.
+    AckTimeout { seq: u64 },
+    /// Still holding in hold `seq`: tell the ring.
+    Beacon { seq: u64 },
+    /// No sign of a token since watchdog arm `seq`.
+    Watchdog { seq: u64 },
+    /// Lease round `round` got no majority in time.
+    RoundTimeout { round: u64 },
+    /// Time to renew the lease (CS entered with `round` or later).
+    Renew { round: u64 },
+    /// Check whether the lease ran out.
+    LeaseExpiry,
+    /// The `start` walk number `attempt` did not come back.
+    Discover { attempt: u64 },
+    /// Try to get the lease again after a lost round.
+    Reacquire { round: u64 },
+}
+
+#[derive(Debug)]
+enum Cs {
+    Idle,
+    Acquiring(Round),
+    In {
+        hop: u64,
+        lease_until: Duration,
+        renewing: Option<Round>,
+    },
+}
+
+#[derive(Debug)]
+struct InFlight {
+    token: Token,
+    to: NodeId,
+    seq: u64,
+}
+
+pub struct TokenRing {
+    me: NodeId,
+    next: NodeId,
+    cluster_size: usize,
+    t: Timing,
+    rng: Rng,
+    /// Highest generation (and its hop) this node has heard of.
+    best: Option<(Gen, u64)>,
+    ring: Vec<NodeId>,
+    holding: Option<Token>,
+    in_flight: Option<InFlight>,
+    last_holder: Option<NodeId>,
+    last_sighting: Option<Duration>,
+    hold_seq: u64,
+    watchdog_seq: u64,
+    suspects: BTreeMap<NodeId, Duration>,
+    want_cs: bool,
+    cs: Cs,
+    grants: Grants,
+    round: u64,
+    discovering: Option<u64>,
+    discover_attempts: u64,
+    walks_left: u32,
+}
+
+/// How many times `start` walks the ring again when a walk does not return.
+const WALK_RETRIES: u32 = 2;
+
+impl TokenRing {
+    pub fn new(me: NodeId, next: NodeId, cluster_size: usize, timing: Timing, rng: Rng) -> Self {
+        TokenRing {
+            me,
+            next,
+            cluster_size,
+            grants: Grants::new(timing.lease, Duration::ZERO),
+            t: timing,
+            rng,
+            best: None,
+            ring: Vec::new(),
+            holding: None,
+            in_flight: None,
+            last_holder: None,
+            last_sighting: None,
+            hold_seq: 0,
+            watchdog_seq: 0,
+            suspects: BTreeMap::new(),
+            want_cs: false,
+            cs: Cs::Idle,
+            round: 0,
+            discovering: None,
+            discover_attempts: 0,
+            walks_left: 0,
+        }
+    }
+
+    pub fn in_cs(&self) -> bool {
+        matches!(self.cs, Cs::In { .. })
+    }
+
+    pub fn holds_token(&self) -> bool {
+        self.holding.is_some()
+    }
+
+    fn others(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.ring.iter().copied().filter(move |&n| n != self.me)
+    }
+
+    fn broadcast(&self, msg: Msg, out: &mut Out<Self>) {
+        for n in self.others() {
+            out.send(n, msg.clone());
+        }
+    }
+
+    /// Is `(generation, hop)` at least as new as anything this node has seen?
+    /// A beacon repeats its hop while the token stays put, so equal is fine;
+    /// a token must be strictly newer (see [`Self::is_new_token`]).
+    fn is_current(&self, generation: Gen, hop: u64) -> bool {
+        match self.best {
+            None => true,
+            Some((bg, bh)) => generation > bg || (generation == bg && hop >= bh),
+        }
+    }
+
+    /// A token at a hop this node has already seen is a duplicate (the
+    /// network delivered it twice): taking it would fork the token.
+    fn is_new_token(&self, generation: Gen, hop: u64) -> bool {
+        match self.best {
+            None => true,
+            Some((bg, bh)) => generation > bg || (generation == bg && hop > bh),
+        }
+    }
+
+    fn learn(&mut self, token: &Token, holder: NodeId, now: Duration, out: &mut Out<Self>) {
+        self.best = Some((token.generation, token.hop));
+        if !token.ring.is_empty() {
+            self.ring = token.ring.clone();
+        }
+        self.last_holder = Some(holder);
+        self.sighting(now, out);
+        // A token we keep but which is now superseded must not travel on.
+        if let Some(held) = &self.holding
+            && held.generation < token.generation
+        {
+            out.note(Note::TokenDropped {
+                generation: held.generation,
+                reason: "superseded",
+            });
+            self.holding = None;
+            // Without the token there is no point collecting votes for it.
+            if matches!(self.cs, Cs::Acquiring(_)) {
+                self.cs = Cs::Idle;
+                self.release(out);
+            }
+        }
+        if let Some(f) = &self.in_flight
+            && f.token.generation < token.generation
+        {
+            self.in_flight = None;
+        }
+    }
+
+    fn sighting(&mut self, now: Duration, out: &mut Out<Self>) {
+        self.last_sighting = Some(now);
+        self.arm_watchdog(out);
+    }
+
+    fn arm_watchdog(&mut self, out: &mut Out<Self>) {
+        self.watchdog_seq += 1;
+        out.timer(
+            self.loss_wait(),
+            Timer::Watchdog {
+                seq: self.watchdog_seq,
+            },
+        );
+    }
+
+    /// How long silence must last before this node regenerates: the base
+    /// timeout, room for one slow round, and a stagger by ring distance from
+    /// the last holder so that its successor acts first.
+    fn loss_wait(&self) -> Duration {
+        let n = self.ring.len().max(1) as u32;
+        let per_hop = self.t.hop_delay.min(self.t.beacon_interval);
+        let rank = match (self.last_holder, self.pos(self.me)) {
+            (Some(h), Some(me)) => match self.pos(h) {
+                Some(hp) => (me + self.ring.len() - hp - 1) % self.ring.len(),
+                None => 0,
+            },
+            _ => 0,
+        };
+        self.t.loss_timeout + per_hop * n * 2 + self.t.stagger * rank as u32
+    }
+
+    fn pos(&self, n: NodeId) -> Option<usize> {
+        self.ring.iter().position(|&x| x == n)
+    }
+
+    fn suspect(&mut self, n: NodeId, now: Duration, out: &mut Out<Self>) {
+        if n != self.me && self.suspects.insert(n, now).is_none() {
+            out.note(Note::PeerDown { peer: n });
+        }
+    }
+
+    fn unsuspect(&mut self, n: NodeId, out: &mut Out<Self>) {
+        if self.suspects.remove(&n).is_some() {
+            out.note(Note::PeerUp { peer: n });
+        }
+    }
+
+    /// The node the token goes to next: the first ring member after this one
+    /// that is not suspected (or whose suspicion is old enough to retry).
+    fn successor(&self, now: Duration) -> Option<NodeId> {
+        let n = self.ring.len();
+        let start = self.pos(self.me)?;
+        (1..n)
+            .map(|i| self.ring[(start + i) % n])
+            .find(|c| match self.suspects.get(c) {
+                None => true,
+                Some(&since) => now >= since + self.t.suspect_retry,
+            })
+    }
+
+    /// This node now keeps `token`: lock it for the CS or pass it on later.
+    fn hold(&mut self, token: Token, out: &mut Out<Self>) {
+        self.hold_seq += 1;
+        let seq = self.hold_seq;
+        self.last_holder = Some(self.me);
+        self.holding = Some(token);
+        if self.want_cs {
+            self.acquire(out);
+        } else if self.t.hop_delay.is_zero() {
+            self.pass(out);
+            return;
+        } else {
+            out.timer(self.t.hop_delay, Timer::Pass { seq });
+        }
+        if self.want_cs || self.t.hop_delay >= self.t.beacon_interval {
+            out.timer(self.t.beacon_interval, Timer::Beacon { seq });
+        }
+    }
+
+    fn pass(&mut self, out: &mut Out<Self>) {
+        if self.want_cs || self.in_cs() {
+            return;
+        }
+        let Some(mut token) = self.holding.take() else {
+            return;
+        };
+        let now = out.now();
+        match self.successor(now) {
+            Some(to) => {
+                token.hop += 1;
+                self.hold_seq += 1;
+                let seq = self.hold_seq;
+                out.send(to, Msg::Token(token.clone()));
+                self.in_flight = Some(InFlight { token, to, seq });
+                out.timer(self.t.ack_timeout, Timer::AckTimeout { seq });
+            }
+            None => {
+                // Everyone else looks down: keep the token and try again.
+                self.hold_seq += 1;
+                let seq = self.hold_seq;
+                self.holding = Some(token);
+                out.timer(self.t.ack_timeout, Timer::Pass { seq });
+                out.timer(self.t.beacon_interval, Timer::Beacon { seq });
+            }
+        }
+    }
+
+    fn mint(&mut self) -> Gen {
+        let counter = self.best.map_or(0, |(g, _)| g.counter) + 1;
+        Gen {
+            counter,
+            minter: self.me,
+        }
+    }
+
+    fn on_token(&mut self, from: NodeId, token: Token, out: &mut Out<Self>) {
+        out.send(
+            from,
+            Msg::TokenAck {
+                generation: token.generation,
+                hop: token.hop,
+            },
+        );
+        self.unsuspect(from, out);
+        let stale = !self.is_new_token(token.generation, token.hop)
+            || self
+                .holding
+                .as_ref()
+                .is_some_and(|h| h.generation >= token.generation);
+        if stale {
+            out.note(Note::TokenDropped {
+                generation: token.generation,
+                reason: "stale",
+            });
+            return;
+        }
+        let mut token = token;
+        if !token.ring.contains(&self.me) {
+            // We were not in the walk (e.g. joined later): sit after the sender.
+            let at = token
+                .ring
+                .iter()
+                .position(|&x| x == from)
+                .map_or(0, |p| p + 1);
+            token.ring.insert(at, self.me);
+        }
+        let now = out.now();
+        self.learn(&token, self.me, now, out);
+        out.note(Note::Token {
+            generation: token.generation,
+            hop: token.hop,
+            from,
+        });
+        self.hold(token, out);
+    }
+
+    fn on_ack(&mut self, from: NodeId, generation: Gen, hop: u64, out: &mut Out<Self>) {
+        if let Some(f) = &self.in_flight
+            && f.to == from
+            && f.token.generation == generation
+            && f.token.hop == hop
+        {
+            self.in_flight = None;
+            self.last_holder = Some(from);
+            let now = out.now();
+            self.sighting(now, out);
+        }
+    }
+
+    fn on_ack_timeout(&mut self, seq: u64, out: &mut Out<Self>) {
+        let Some(f) = self.in_flight.take_if(|f| f.seq == seq) else {
+            return;
+        };
+        let now = out.now();
+        self.suspect(f.to, now, out);
+        self.reroute(f, out);
+    }
+
+    /// The receiver of `f` did not take the token: it may or may not have
+    /// it, so the token we keep becomes a new generation that supersedes any
+    /// copy there.
+    fn reroute(&mut self, f: InFlight, out: &mut Out<Self>) {
+        let mut token = f.token;
+        token.generation = self.mint();
+        out.note(Note::TokenRerouted {
+            skipped: f.to,
+            generation: token.generation,
+        });
+        let now = out.now();
+        self.learn(&token, self.me, now, out);
+        token.hop = token.hop.saturating_sub(1); // the hop to the dead node did not happen
+        self.hold(token, out);
+    }
+
+    fn on_beacon(&mut self, from: NodeId, token: Token, out: &mut Out<Self>) {
+        self.unsuspect(from, out);
+        if self.is_current(token.generation, token.hop) {
+            let now = out.now();
+            self.learn(&token, from, now, out);
+        }
+    }
+
+    fn on_watchdog(&mut self, seq: u64, out: &mut Out<Self>) {
+        if seq != self.watchdog_seq || self.best.is_none() {
+            return;
+        }
+        if self.holding.is_some() || self.in_flight.is_some() {
+            self.arm_watchdog(out);
+            return;
+        }
+        let now = out.now();
+        let generation = self.mint();
+        let hop = self.best.map_or(0, |(_, h)| h);
+        let token = Token {
+            generation,
+            hop,
+            ring: self.ring.clone(),
+        };
+        out.note(Note::TokenRegenerated {
+            generation,
+            hop,
+            silent_for: now.saturating_sub(self.last_sighting.unwrap_or_default()),
+        });
+        self.learn(&token, self.me, now, out);
+        self.broadcast(Msg::Beacon(token.clone()), out);
+        self.hold(token, out);
+    }
+
+    fn start(&mut self, out: &mut Out<Self>) {
+        let now = out.now();
+        let alive = self
+            .last_sighting
+            .is_some_and(|t| now < t + self.loss_wait());
+        if alive || self.holding.is_some() {
+            out.note(Note::Refused(
+                "a token is already circulating; `start` is for a ring without one".into(),
+            ));
+            return;
+        }
+        if self.discovering.is_some() {
+            out.note(Note::Refused("already walking the ring".into()));
+            return;
+        }
+        if self.next == self.me {
+            self.finish_discovery(vec![self.me], out);
+            return;
+        }
+        self.walks_left = WALK_RETRIES;
+        self.walk(out);
+    }
+
+    /// Sends one ring walk; a lost walk is retried by the `Discover` timer.
+    fn walk(&mut self, out: &mut Out<Self>) {
+        self.discover_attempts += 1;
+        let attempt = self.discover_attempts;
+        self.discovering = Some(attempt);
+        out.send(
+            self.next,
+            Msg::Discover {
+                origin: self.me,
+                attempt,
+                ring: vec![self.me],
+            },
+        );
+        out.timer(self.t.discover_timeout, Timer::Discover { attempt });
+    }
+
+    fn on_discover(
+        &mut self,
+        origin: NodeId,
+        attempt: u64,
+        mut ring: Vec<NodeId>,
+        out: &mut Out<Self>,
+    ) {
+        if origin == self.me {
+            if self.discovering == Some(attempt) {
+                self.discovering = None;
+                self.finish_discovery(ring, out);
+            }
+            return;
+        }
+        if ring.contains(&self.me) || ring.len() >= self.cluster_size {
+            out.note(Note::Refused(format!(
+                "the ring walk came back here without reaching its origin: the `next` links form a loop that does not include node #{}",
+                origin.0
+            )));
+            return;
+        }
+        ring.push(self.me);
+        out.send(
+            self.next,
+            Msg::Discover {
+                origin,
+                attempt,
+                ring,
+            },
+        );
+    }
+
+    fn finish_discovery(&mut self, ring: Vec<NodeId>, out: &mut Out<Self>) {
+        let generation = self.mint();
+        let hop = self.best.map_or(0, |(_, h)| h);
+        let token = Token {
+            generation,
+            hop,
+            ring,
+        };
+        let now = out.now();
+        self.learn(&token, self.me, now, out);
+        out.note(Note::TokenStarted {
+            generation,
+            ring: token.ring.clone(),
+        });
+        self.broadcast(Msg::Beacon(token.clone()), out);
+        self.hold(token, out);
+    }
+
+    // ---- the critical section ------------------------------------------
+
+    fn majority_voters(&self) -> usize {
+        self.ring.len().max(1)
+    }
+
+    fn acquire(&mut self, out: &mut Out<Self>) {
+        if !matches!(self.cs, Cs::Idle) {
+            return;
+        }
+        let round = self.new_round(out);
+        self.cs = Cs::Acquiring(round);
+        self.check_round(out);
+    }
+
+    /// Sends a lease request to every other ring member and votes for itself.
+    fn new_round(&mut self, out: &mut Out<Self>) -> Round {
+        self.round += 1;
+        let now = out.now();
+        let mut round = Round::new(self.round, now, self.majority_voters());
+        let mine = self.grants.request(self.me, self.round, now);
+        round.answer(self.me, mine);
+        self.broadcast(Msg::LeaseRequest { round: self.round }, out);
+        out.timer(
+            self.t.ack_timeout,
+            Timer::RoundTimeout { round: self.round },
+        );
+        round
+    }
+
+    fn on_lease_reply(&mut self, from: NodeId, id: u64, granted: bool, out: &mut Out<Self>) {
+        match &mut self.cs {
+            Cs::Acquiring(r) if r.id == id => {
+                r.answer(from, granted);
+            }
+            Cs::In {
+                renewing: Some(r), ..
+            } if r.id == id => {
+                r.answer(from, granted);
+            }
+            // A late or duplicated answer. Never hand a grant back from here:
+            // a duplicate of a counted grant would free a vote the lease
+            // stands on. Rounds we gave up were released to everyone already.
+            _ => return,
+        }
+        self.check_round(out);
+    }
+
+    fn check_round(&mut self, out: &mut Out<Self>) {
+        let now = out.now();
+        match &mut self.cs {
+            Cs::Acquiring(r) => match r.outcome() {
+                Outcome::Pending => {}
+                Outcome::Won => {
+                    let lease_until = r.sent_at + self.t.lease;
+                    let round = r.id;
+                    let hop = self.best.map_or(0, |(_, h)| h);
+                    self.cs = Cs::In {
+                        hop,
+                        lease_until,
+                        renewing: None,
+                    };
+                    out.note(Note::CsEnter {
+                        hop,
+                        lease_left: lease_until.saturating_sub(now),
+                    });
+                    out.timer(self.t.renew_every(), Timer::Renew { round });
+                    out.timer(lease_until.saturating_sub(now), Timer::LeaseExpiry);
+                }
+                Outcome::Lost => {
+                    let (granted, need) = (r.granted(), r.majority());
+                    let round = r.id;
+                    self.cs = Cs::Idle;
+                    self.give_up_round(granted, need, round, out);
+                }
+            },
+            Cs::In {
+                renewing: Some(r),
+                lease_until,
+                ..
+            } => match r.outcome() {
+                Outcome::Pending => {}
+                Outcome::Won => {
+                    *lease_until = r.sent_at + self.t.lease;
+                    let until = *lease_until;
+                    out.note(Note::LeaseRenewed {
+                        lease_left: until.saturating_sub(now),
+                    });
+                    if let Cs::In { renewing, .. } = &mut self.cs {
+                        *renewing = None;
+                    }
+                    out.timer(until.saturating_sub(now), Timer::LeaseExpiry);
+                }
+                Outcome::Lost => {
+                    if let Cs::In { renewing, .. } = &mut self.cs {
+                        *renewing = None;
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+
+    /// A round failed: release what we got, and try again after a random
+    /// pause (so two competing holders do not collide forever).
+    fn give_up_round(&mut self, granted: usize, need: usize, round: u64, out: &mut Out<Self>) {
+        self.release(out);
+        out.note(Note::WaitingForMajority { granted, need });
+        let ms = self.rng.random_range(50..250);
+        out.timer(Duration::from_millis(ms), Timer::Reacquire { round });
+    }
+
+    /// Frees every vote given for our latest round.
+    fn release(&mut self, out: &mut Out<Self>) {
+        self.grants.release(self.me, self.round);
+        self.broadcast(Msg::LeaseRelease { round: self.round }, out);
+    }
+
+    fn on_round_timeout(&mut self, id: u64, out: &mut Out<Self>) {
+        match &self.cs {
+            Cs::Acquiring(r) if r.id == id => {
+                let (granted, need) = (r.granted(), r.majority());
+                self.cs = Cs::Idle;
+                self.give_up_round(granted, need, id, out);
+            }
+            Cs::In {
+                renewing: Some(r), ..
+            } if r.id == id => {
+                if let Cs::In { renewing, .. } = &mut self.cs {
+                    *renewing = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_renew(&mut self, out: &mut Out<Self>) {
+        let Cs::In { renewing: None, .. } = &self.cs else {
+            return;
+        };
+        let round = self.new_round(out);
+        let id = round.id;
+        if let Cs::In { renewing, .. } = &mut self.cs {
+            *renewing = Some(round);
+        }
+        self.check_round(out);
+        out.timer(self.t.renew_every(), Timer::Renew { round: id });
+    }
+
+    fn on_lease_expiry(&mut self, out: &mut Out<Self>) {
+        let now = out.now();
+        if let Cs::In {
+            lease_until, hop, ..
+        } = self.cs
+            && now >= lease_until
+        {
+            self.cs = Cs::Idle;
+            out.note(Note::CsExit { hop, forced: true });
+            self.release(out);
+            // The user still wants in: try again while we have the token.
+            if self.holding.is_some() {
+                let ms = self.rng.random_range(50..250);
+                out.timer(
+                    Duration::from_millis(ms),
+                    Timer::Reacquire { round: self.round },
+                );
+            }
+        }
+    }
+
+    fn lock(&mut self, out: &mut Out<Self>) {
+        if self.in_cs() {
+            out.note(Note::Refused("already in the critical section".into()));
+            return;
+        }
+        if self.want_cs {
+            out.note(Note::Refused(
+                "already waiting for the critical section".into(),
+            ));
+            return;
+        }
+        self.want_cs = true;
+        out.note(Note::LockRequested);
+        if self.holding.is_some() {
+            self.hold_seq += 1;
+            out.timer(self.t.beacon_interval, Timer::Beacon { seq: self.hold_seq });
+            self.acquire(out);
+        }
+    }
+
+    fn unlock(&mut self, out: &mut Out<Self>) {
+        if let Cs::In { hop, .. } = self.cs {
+            self.want_cs = false;
+            self.cs = Cs::Idle;
+            out.note(Note::CsExit { hop, forced: false });
+            self.release(out);
+            self.pass(out);
+        } else if self.want_cs {
+            self.want_cs = false;
+            if matches!(self.cs, Cs::Acquiring(_)) {
+                self.cs = Cs::Idle;
+                self.release(out);
+            }
+            out.note(Note::LockCancelled);
+            self.pass(out);
+        } else {
+            out.note(Note::Refused("not in the critical section".into()));
+        }
+    }
+
+    fn status(&self, out: &mut Out<Self>) {
+        let now = out.now();
+        out.note(Note::Status(Status {
+            next: self.next,
+            ring: self.ring.clone(),
+            generation: self.best.map(|(g, _)| g),
+            hop: self.best.map_or(0, |(_, h)| h),
+            holding: self.holding.is_some(),
+            in_cs: self.in_cs(),
+            waiting: self.want_cs && !self.in_cs(),
+            last_seen_ago: self.last_sighting.map(|t| now.saturating_sub(t)),
+            suspects: self.suspects.keys().copied().collect(),
+            lease_granted_to: self.grants.holder(now),
+        }));
+    }
+}
+
+impl Protocol for TokenRing {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Cmd = Cmd;
+    type Note = Note;
+
+    fn on_start(&mut self, out: &mut Out<Self>) {
+        self.grants = Grants::new(self.t.lease, out.now());
+        // Whoever skipped us while we were down may take us back now.
+        for n in 0..self.cluster_size as u32 {
+            if NodeId(n) != self.me {
+                out.send(NodeId(n), Msg::Rejoin);
+            }
+        }
+    }
+
+    fn on_message(&mut self, from: NodeId, msg: Msg, out: &mut Out<Self>) {
+        match msg {
+            Msg::Token(t) => self.on_token(from, t, out),
+            Msg::TokenAck { generation, hop } => self.on_ack(from, generation, hop, out),
+            Msg::Beacon(t) => self.on_beacon(from, t, out),
+            Msg::Discover {
+                origin,
+                attempt,
+                ring,
+            } => self.on_discover(origin, attempt, ring, out),
+            Msg::LeaseRequest { round } => {
+                let now = out.now();
+                let granted = self.grants.request(from, round, now);
+                out.send(from, Msg::LeaseReply { round, granted });
+            }
+            Msg::LeaseReply { round, granted } => self.on_lease_reply(from, round, granted, out),
+            Msg::LeaseRelease { round } => self.grants.release(from, round),
+            Msg::Rejoin => self.unsuspect(from, out),
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, out: &mut Out<Self>) {
+        match timer {
+            Timer::Pass { seq } if seq == self.hold_seq => self.pass(out),
+            Timer::AckTimeout { seq } => self.on_ack_timeout(seq, out),
+            Timer::Beacon { seq } if seq == self.hold_seq => {
+                if let Some(t) = &self.holding {
+                    self.broadcast(Msg::Beacon(t.clone()), out);
+                    let now = out.now();
+                    self.sighting(now, out);
+                    out.timer(self.t.beacon_interval, Timer::Beacon { seq });
+                }
+            }
+            Timer::Watchdog { seq } => self.on_watchdog(seq, out),
+            Timer::RoundTimeout { round } => self.on_round_timeout(round, out),
+            Timer::Renew { .. } => self.on_renew(out),
+            Timer::LeaseExpiry => self.on_lease_expiry(out),
+            Timer::Discover { attempt } if self.discovering == Some(attempt) => {
+                self.discovering = None;
+                if self.walks_left > 0 {
+                    self.walks_left -= 1;
+                    self.walk(out);
+                } else {
+                    out.note(Note::StartFailed);
+                }
+            }
+            Timer::Reacquire { round } if round == self.round => {
+                if self.want_cs && self.holding.is_some() {
+                    self.acquire(out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_command(&mut self, cmd: Cmd, out: &mut Out<Self>) {
+        match cmd {
+            Cmd::Start => self.start(out),
+            Cmd::Lock => self.lock(out),
+            Cmd::Unlock => self.unlock(out),
+            Cmd::Status => self.status(out),
+        }
+    }
+
+    fn on_link(&mut self, peer: NodeId, up: bool, out: &mut Out<Self>) {
+        let now = out.now();
+        if up {
+            self.unsuspect(peer, out);
+        } else if self.ring.contains(&peer) {
+            self.suspect(peer, now, out);
+            if let Some(f) = self.in_flight.take_if(|f| f.to == peer) {
+                self.reroute(f, out);
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Token-ring wire messages as plain Rust values (the protobuf mapping lives
+//! in `crate::net::codec`).
+
+use crate::node::{NodeId, WireKind};
+
+/// A token's generation. A higher generation supersedes a lower one; the
+/// minter breaks ties. `NodeId`s are indices into a name-sorted cluster, so
+/// comparing them compares names, and every node orders generations alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Gen {
+    pub counter: u64,
+    pub minter: NodeId,
+}
+
+/// The token: its generation, the hop counter and the ring order it has learned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub generation: Gen,
+    pub hop: u64,
+    pub ring: Vec<NodeId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Msg {
+    /// The token itself, passed to the next live node of the ring.
+    Token(Token),
+    /// "I have token `generation` at `hop`": the sender may forget it.
+    TokenAck {
+        generation: Gen,
+        hop: u64,
+    },
+    /// Sent to every ring member while a node keeps the token for a while:
+    /// the token is alive, here, with this generation.
+    Beacon(Token),
+    /// The ring walk of `start`: follows each node's `next` until it is back
+    /// at `origin`, collecting the ring order.
+    Discover {
+        origin: NodeId,
+        attempt: u64,
+        ring: Vec<NodeId>,
+    },
+    /// Asks for (or renews) a lease on the critical section.
+    LeaseRequest {
+        round: u64,
+    },
+    LeaseReply {
+        round: u64,
+        granted: bool,
+    },
+    /// The sender left the critical section (or gave up trying): frees a
+    /// vote given in `round`.
+    LeaseRelease {
+        round: u64,
+    },
+    /// The sender (re)started and has lost its state.
+    Rejoin,
+}
+
+impl WireKind for Msg {
+    fn kind(&self) -> &'static str {
+        match self {
+            Msg::Token(_) => "token",
+            Msg::TokenAck { .. } => "token_ack",
+            Msg::Beacon(_) => "beacon",
+            Msg::Discover { .. } => "discover",
+            Msg::LeaseRequest { .. } => "lease_request",
+            Msg::LeaseReply { .. } => "lease_reply",
+            Msg::LeaseRelease { .. } => "lease_release",
+            Msg::Rejoin => "rejoin",
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! What the token ring tells its user (console lines) and the event log
+//! (`token`, `cs_enter`, `cs_exit`, `token_regenerated`, ...).
+
+use std::time::Duration;
+
+use super::msg::Gen;
+use crate::config::Cluster;
+use crate::node::{Event, NodeId};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Note {
+    /// The token arrived here.
+    Token {
+        generation: Gen,
+        hop: u64,
+        from: NodeId,
+    },
+    TokenStarted {
+        generation: Gen,
+        ring: Vec<NodeId>,
+    },
+    StartFailed,
+    TokenRegenerated {
+        generation: Gen,
+        hop: u64,
+        silent_for: Duration,
+    },
+    TokenRerouted {
+        skipped: NodeId,
+        generation: Gen,
+    },
+    TokenDropped {
+        generation: Gen,
+        reason: &'static str,
+    },
+    LockRequested,
+    LockCancelled,
+    WaitingForMajority {
+        granted: usize,
+        need: usize,
+    },
+    /// `lease_left`: how long the lease runs from now, unless renewed.
+    CsEnter {
+        hop: u64,
+        lease_left: Duration,
+    },
+    LeaseRenewed {
+        lease_left: Duration,
+    },
+    CsExit {
+        hop: u64,
+        forced: bool,
+    },
+    PeerDown {
+        peer: NodeId,
+    },
+    PeerUp {
+        peer: NodeId,
+    },
+    Refused(String),
+    Status(Status),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    pub next: NodeId,
+    pub ring: Vec<NodeId>,
+    pub generation: Option<Gen>,
+    pub hop: u64,
+    pub holding: bool,
+    pub in_cs: bool,
+    pub waiting: bool,
+    pub last_seen_ago: Option<Duration>,
+    pub suspects: Vec<NodeId>,
+    pub lease_granted_to: Option<NodeId>,
+}
+
+fn gen_str(c: &Cluster, g: Gen) -> String {
+    format!("{}@{}", g.counter, c.name(g.minter))
+}
+
+fn names(c: &Cluster, ids: &[NodeId]) -> Vec<String> {
+    ids.iter().map(|&i| c.name(i).to_string()).collect()
+}
+
+impl crate::node::Note for Note {
+    fn event(&self, c: &Cluster) -> Option<Event> {
+        Some(match self {
+            Note::Token {
+                generation,
+                hop,
+                from,
+            } => Event::new("token")
+                .with("hop", *hop)
+                .with("generation", gen_str(c, *generation))
+                .with("from", c.name(*from)),
+            Note::TokenStarted { generation, ring } => Event::new("token_started")
+                .with("generation", gen_str(c, *generation))
+                .with("ring", names(c, ring)),
+            Note::TokenRegenerated {
+                generation,
+                hop,
+                silent_for,
+            } => Event::new("token_regenerated")
+                .with("generation", gen_str(c, *generation))
+                .with("hop", *hop)
+                .with("silent_ms", silent_for.as_millis() as u64),
+            Note::TokenRerouted {
+                skipped,
+                generation,
+            } => Event::new("token_rerouted")
+                .with("skipped", c.name(*skipped))
+                .with("generation", gen_str(c, *generation)),
+            Note::TokenDropped { generation, reason } => Event::new("token_dropped")
+                .with("generation", gen_str(c, *generation))
+                .with("reason", *reason),
+            Note::LockRequested => Event::new("lock"),
+            Note::LockCancelled => Event::new("lock_cancelled"),
+            Note::CsEnter { hop, lease_left } => Event::new("cs_enter")
+                .with("hop", *hop)
+                .with("lease_us", lease_left.as_micros() as u64),
+            Note::LeaseRenewed { lease_left } => {
+                Event::new("lease_renewed").with("lease_us", lease_left.as_micros() as u64)
+            }
+            Note::CsExit { hop, forced } => Event::new("cs_exit")
+                .with("hop", *hop)
+                .with("forced", *forced),
+            Note::PeerDown { peer } => Event::new("peer_down").with("peer", c.name(*peer)),
+            Note::PeerUp { peer } => Event::new("peer_up").with("peer", c.name(*peer)),
+            Note::StartFailed => Event::new("start_failed"),
+            Note::WaitingForMajority { granted, need } => Event::new("lease_refused")
+                .with("granted", *granted as u64)
+                .with("need", *need as u64),
+            Note::Refused(_) | Note::Status(_) => return None,
+        })
+    }
+
+    fn line(&self, c: &Cluster) -> Option<String> {
+        Some(match self {
+            Note::Token { hop, .. } => format!("token {hop}"),
+            Note::TokenStarted { generation, ring } => format!(
+                "started token {} on ring {}",
+                gen_str(c, *generation),
+                names(c, ring).join(" -> ")
+            ),
+            Note::StartFailed => "start failed: the ring walk did not come back; is every node of the ring running, and do the `next` links close the ring?".into(),
+            Note::TokenRegenerated { generation, silent_for, .. } => format!(
+                "token lost (nothing heard for {:.1}s): regenerated it as generation {}",
+                silent_for.as_secs_f64(),
+                gen_str(c, *generation)
+            ),
+            Note::TokenRerouted { skipped, generation } => format!(
+                "{} did not take the token: routing around it (generation {})",
+                c.name(*skipped),
+                gen_str(c, *generation)
+            ),
+            Note::TokenDropped { generation, reason } => {
+                format!("dropped a {reason} token (generation {})", gen_str(c, *generation))
+            }
+            Note::LockRequested => "waiting for the token to enter the critical section".into(),
+            Note::LockCancelled => "lock request cancelled".into(),
+            Note::WaitingForMajority { granted, need } => format!(
+                "could not get the critical-section lease ({granted} of {need} votes needed); retrying"
+            ),
+            Note::CsEnter { hop, .. } => {
+                format!("entered the critical section (token hop {hop}); type `unlock` to leave")
+            }
+            Note::CsExit { forced: false, .. } => "left the critical section".into(),
+            Note::CsExit { forced: true, .. } => "LOST the critical section: no majority renewed the lease (network trouble); will re-enter when possible".into(),
+            Note::PeerDown { peer } => format!("{} looks down", c.name(*peer)),
+            Note::PeerUp { peer } => format!("{} is back", c.name(*peer)),
+            Note::Refused(why) => why.clone(),
+            Note::LeaseRenewed { .. } => return None,
+            Note::Status(s) => status_text(c, s),
+        })
+    }
+}
+
+fn status_text(c: &Cluster, s: &Status) -> String {
+    let token = match (s.generation, s.holding) {
+        (None, _) => "never seen (type `start` on one node)".to_string(),
+        (Some(g), true) => format!("HELD here, generation {}, hop {}", gen_str(c, g), s.hop),
+        (Some(g), false) => format!(
+            "seen {} ago, generation {}, hop {}",
+            s.last_seen_ago
+                .map(|d| format!("{:.1}s", d.as_secs_f64()))
+                .unwrap_or_else(|| "?".into()),
+            gen_str(c, g),
+            s.hop
+        ),
+    };
+    let cs = if s.in_cs {
+        "IN the critical section"
+    } else if s.waiting {
+        "waiting for it"
+    } else {
+        "not in it"
+    };
+    let ring = if s.ring.is_empty() {
+        "unknown until a token passes".to_string()
+    } else {
+        names(c, &s.ring).join(" -> ")
+    };
+    let suspects = if s.suspects.is_empty() {
+        "none".to_string()
+    } else {
+        names(c, &s.suspects).join(", ")
+    };
+    format!(
+        "next: {}\nring: {ring}\ntoken: {token}\ncritical section: {cs}\nskipped as down: {suspects}\nmy lease vote: {}",
+        c.name(s.next),
+        s.lease_granted_to.map_or("free", |n| c.name(n)),
+    )
+}
