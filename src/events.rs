@@ -72,3 +72,50 @@ pub fn wall_us() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
 }
+
+/// One file written by several nodes of one process (the demo): each writer
+/// hands over whole lines only, so lines never interleave.
+#[derive(Clone)]
+pub struct SharedFile(std::sync::Arc<std::sync::Mutex<File>>);
+
+impl SharedFile {
+    pub fn create(path: &Path) -> io::Result<SharedFile> {
+        Ok(SharedFile(std::sync::Arc::new(std::sync::Mutex::new(
+            File::create(path)?,
+        ))))
+    }
+
+    /// An event log for one node that writes into this file.
+    pub fn log(&self) -> EventLog {
+        EventLog::to_writer(Box::new(LineWriter {
+            file: self.clone(),
+            pending: Vec::new(),
+        }))
+    }
+}
+
+struct LineWriter {
+    file: SharedFile,
+    pending: Vec<u8>,
+}
+
+impl Write for LineWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let Some(end) = self.pending.iter().rposition(|&b| b == b'\n') else {
+            return Ok(());
+        };
+        let mut f = self
+            .file
+            .0
+            .lock()
+            .map_err(|_| io::Error::other("event file lock poisoned"))?;
+        f.write_all(&self.pending[..=end])?;
+        self.pending.drain(..=end);
+        Ok(())
+    }
+}

@@ -15,8 +15,10 @@
 
 pub mod check;
 pub mod config;
+pub mod driver;
 pub mod duration;
 pub mod events;
+pub mod net;
 pub mod node;
 pub mod sim;
 pub mod tokenring;

@@ -1,1 +1,327 @@
-fn main() {}
+//! The `dsys` command line: parses arguments, loads configs and hands over
+//! to the library. Exit codes: 0 fine, 1 a check failed or a run broke,
+//! 2 bad command line or config.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use dsys::config::{Cluster, DEFAULT_MACHINES};
+use dsys::tokenring::{self, Timing};
+
+#[derive(Parser)]
+#[command(
+    name = "dsys",
+    version,
+    about = "Distributed algorithms run by real nodes over gRPC, a deterministic simulator, and checkers",
+    long_about = "Distributed algorithms run by real nodes over gRPC, a deterministic simulator, and checkers.\n\n\
+Quick start:\n  dsys demo tokenring              a 5-node ring in one process, with a crash, checked at the end\n  \
+dsys tokenring l1 --next l2       one node of a ring (start l2, l3... in other terminals)\n  \
+dsys sim tokenring --nodes 5      the same algorithm in virtual time, with faults\n\n\
+Durations are written like 250ms, 1s, 2m. Logs go to stderr; RUST_LOG=debug shows more."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node of a token ring (mutual exclusion)
+    Tokenring(TokenringArgs),
+    /// Run a self-contained cluster in this process, with faults, and check it
+    #[command(subcommand)]
+    Demo(DemoCommand),
+    /// Run an algorithm in the deterministic simulator
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Verify the event logs (--events files) of a run
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    dsys::duration::parse(s)
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Commands at the prompt: start, lock, unlock, status, help, quit.\n\
+Example (three terminals):\n  dsys tokenring l1 --next l2\n  dsys tokenring l2 --next l3\n  dsys tokenring l3 --next l1\nthen type `start` on one of them and `lock` / `unlock` anywhere."
+)]
+struct TokenringArgs {
+    /// This node's name in the machines file (asked for when omitted on a terminal)
+    name: Option<String>,
+    /// The next node in the ring (asked for when omitted on a terminal)
+    #[arg(long)]
+    next: Option<String>,
+    /// JSON file {"name": "host:port", ...}; without it, ./machines.txt, else the built-in l1..l6 on 127.0.0.1
+    #[arg(long, value_name = "FILE")]
+    machines: Option<PathBuf>,
+    /// How long a node keeps the token before passing it on (0ms for speed)
+    #[arg(long, default_value = "1s", value_parser = duration, value_name = "DURATION")]
+    hop_delay: Duration,
+    /// Append one line (time, node, token hop) to FILE on each critical-section entry
+    #[arg(long, value_name = "FILE")]
+    cs_log: Option<PathBuf>,
+    /// Write events as JSON lines to FILE (for `dsys check tokenring`)
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// Do not print a `token N` line for every hop
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum DemoCommand {
+    /// Token ring: start, random lock/unlock, one node killed and restarted
+    Tokenring(DemoArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Number of nodes (3 to 6)
+    #[arg(short = 'n', long = "nodes", default_value_t = 5, value_parser = clap::value_parser!(u32).range(3..=6))]
+    nodes: u32,
+    /// How long the demo runs
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    duration: Duration,
+    /// Write events as JSON lines to FILE
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Token ring workload (random lock/unlock on every node) with faults
+    Tokenring(SimArgs),
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Faults:\n  --crash l2@5s --restart l2@8s            kill l2 at 5s (state lost), restart it at 8s\n  \
+--partition 'l1,l2|l3,l4,l5@4s-9s'       cut l1,l2 from l3,l4,l5 from 4s, heal at 9s\n  \
+--partition 'l1@4s-9s'                   isolate l1 from everyone else\n\
+Latency: 2ms (constant), 1ms..10ms (uniform), exp:2ms or exp:1ms+2ms (exponential with that mean, after a floor).\n\
+Nodes are l1..lN; the ring is l1 -> l2 -> ... -> lN -> l1."
+)]
+struct SimArgs {
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=64))]
+    nodes: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How long nodes keep asking for the critical section (virtual time)
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    duration: Duration,
+    /// Extra virtual time after the workload and the last fault, for pending locks
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    settle: Duration,
+    /// One-way message delay
+    #[arg(long, default_value = "200us..2ms")]
+    latency: String,
+    /// Probability that a message is lost
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Probability that a message is delivered twice
+    #[arg(long, default_value_t = 0.0)]
+    duplicate: f64,
+    /// Kill a node: NODE@TIME (repeatable)
+    #[arg(long, value_name = "NODE@TIME")]
+    crash: Vec<String>,
+    /// Restart a killed node with fresh state: NODE@TIME (repeatable)
+    #[arg(long, value_name = "NODE@TIME")]
+    restart: Vec<String>,
+    /// Cut links between two sides for a while: 'A,B|C,D@FROM-TO' (repeatable)
+    #[arg(long, value_name = "SPEC")]
+    partition: Vec<String>,
+    /// Token hop delay of every node
+    #[arg(long, default_value = "5ms", value_parser = duration)]
+    hop_delay: Duration,
+    /// Write all nodes' events (virtual t_us) as JSON lines to FILE
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// No two nodes in the critical section at once; reports locks never granted
+    Tokenring {
+        /// Event files (one per node, or one with all nodes)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// The machines file: the one named, else ./machines.txt, else built-in.
+fn load_machines(path: Option<&Path>) -> Result<Cluster, dsys::config::ConfigError> {
+    match path {
+        Some(p) => Cluster::load(p),
+        None if Path::new("machines.txt").exists() => Cluster::load(Path::new("machines.txt")),
+        None => {
+            eprintln!("no machines.txt here: using the built-in l1..l6 on 127.0.0.1:50051-50056");
+            Cluster::parse(Path::new("<built-in machines.txt>"), DEFAULT_MACHINES)
+        }
+    }
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("dsys: {msg}");
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(1, format!("cannot start the runtime: {e}")),
+    };
+    match cli.command {
+        Command::Tokenring(a) => {
+            let cluster = match load_machines(a.machines.as_deref()) {
+                Ok(c) => c,
+                Err(e) => return fail(2, e),
+            };
+            let opts = tokenring::cli::Options {
+                cluster,
+                name: a.name,
+                next: a.next,
+                timing: Timing {
+                    hop_delay: a.hop_delay,
+                    ..Timing::default()
+                },
+                cs_log: a.cs_log,
+                events: a.events,
+                quiet: a.quiet,
+            };
+            match runtime.block_on(tokenring::cli::run(opts)) {
+                Ok(()) => {
+                    // The stdin reader thread may still be blocked in read().
+                    std::process::exit(0)
+                }
+                Err(e) => fail(e.exit_code() as u8, e),
+            }
+        }
+        Command::Demo(DemoCommand::Tokenring(a)) => {
+            let opts = tokenring::demo::Options {
+                nodes: a.nodes as usize,
+                duration: a.duration,
+                events: a.events,
+            };
+            match runtime.block_on(tokenring::demo::run(opts)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => fail(1, e),
+            }
+        }
+        Command::Sim(SimCommand::Tokenring(a)) => match sim_tokenring(a) {
+            Ok(code) => code,
+            Err(e) => fail(2, e),
+        },
+        Command::Check(CheckCommand::Tokenring { files }) => {
+            let records = match dsys::check::read_files(&files) {
+                Ok(r) => r,
+                Err(e) => return fail(2, e),
+            };
+            let report = dsys::check::tokenring::check(&records);
+            print!("{}", tokenring::report::render(&report));
+            if report.safe() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn sim_tokenring(a: SimArgs) -> Result<ExitCode, String> {
+    use dsys::sim::{Latency, NetModel};
+    use dsys::tokenring::simulate::{self, SimOptions};
+    for (flag, p) in [("--loss", a.loss), ("--duplicate", a.duplicate)] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(format!("{flag} {p}: a probability is between 0 and 1"));
+        }
+    }
+    let cluster = simulate::sim_cluster(a.nodes as usize);
+    let mut o = SimOptions::new(a.nodes as usize, a.seed, a.duration);
+    o.settle = a.settle;
+    o.net = NetModel {
+        latency: Latency::parse(&a.latency).map_err(|e| format!("--latency: {e}"))?,
+        loss: a.loss,
+        duplicate: a.duplicate,
+        reorder: false,
+    };
+    o.timing.hop_delay = a.hop_delay;
+    o.crashes = parse_node_times(&cluster, &a.crash, "--crash")?;
+    o.restarts = parse_node_times(&cluster, &a.restart, "--restart")?;
+    o.partitions = a
+        .partition
+        .iter()
+        .map(|s| {
+            simulate::parse_partition(&cluster, s).map_err(|e| format!("--partition {s:?}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    o.events = a.events;
+    let wall = std::time::Instant::now();
+    let s = simulate::run(&o).map_err(|e| format!("cannot write events: {e}"))?;
+    println!(
+        "simulated {} nodes for {:.1}s of virtual time in {:.2}s (seed {})",
+        a.nodes,
+        s.virtual_time.as_secs_f64(),
+        wall.elapsed().as_secs_f64(),
+        a.seed
+    );
+    println!("token hops: {}", s.hops);
+    let mut kinds: Vec<_> = s.traffic.by_kind.iter().collect();
+    kinds.sort();
+    println!(
+        "messages: {} sent, {} delivered, {} lost ({})",
+        s.traffic.sent,
+        s.traffic.delivered,
+        s.traffic.lost,
+        kinds
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    print!("{}", tokenring::report::render(&s.report));
+    Ok(if s.report.safe() && s.report.pending.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn parse_node_times(
+    c: &Cluster,
+    specs: &[String],
+    flag: &str,
+) -> Result<Vec<(dsys::node::NodeId, Duration)>, String> {
+    specs
+        .iter()
+        .map(|s| {
+            let (node, at) = s
+                .split_once('@')
+                .ok_or_else(|| format!("{flag} {s:?}: write NODE@TIME, e.g. l2@5s"))?;
+            let id = c.require(node).map_err(|e| format!("{flag} {s:?}: {e}"))?;
+            let t = duration(at).map_err(|e| format!("{flag} {s:?}: {e}"))?;
+            Ok((id, t))
+        })
+        .collect()
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

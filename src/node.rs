@@ -70,6 +70,11 @@ pub trait Note: Debug {
     fn event(&self, cluster: &Cluster) -> Option<Event>;
     /// The line a person at this node's terminal should read, if any.
     fn line(&self, cluster: &Cluster) -> Option<String>;
+    /// Must this note's event reach the disk at once (it matters after a
+    /// `kill -9`, like entering the critical section)?
+    fn urgent(&self) -> bool {
+        false
+    }
 }
 
 /// A distributed algorithm as a pure state machine.

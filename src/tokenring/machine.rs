@@ -69,7 +69,7 @@ impl Timing {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Cmd {
     Start,
     Lock,
@@ -844,10 +844,10 @@ impl Protocol for TokenRing {
                     out.note(Note::StartFailed);
                 }
             }
-            Timer::Reacquire { round } if round == self.round => {
-                if self.want_cs && self.holding.is_some() {
-                    self.acquire(out);
-                }
+            Timer::Reacquire { round }
+                if round == self.round && self.want_cs && self.holding.is_some() =>
+            {
+                self.acquire(out);
             }
             _ => {}
         }

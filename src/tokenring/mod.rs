@@ -7,10 +7,14 @@
 //! * `cli`     — the interactive prompt and process wiring.
 //! * `scenario`— the random lock/unlock workload shared by `demo` and `sim`.
 
+pub mod cli;
+pub mod demo;
 pub mod lease;
 pub mod machine;
 pub mod msg;
 pub mod note;
+pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod simulate;
 

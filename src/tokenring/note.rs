@@ -135,6 +135,13 @@ impl crate::node::Note for Note {
         })
     }
 
+    fn urgent(&self) -> bool {
+        matches!(
+            self,
+            Note::CsEnter { .. } | Note::CsExit { .. } | Note::LeaseRenewed { .. }
+        )
+    }
+
     fn line(&self, c: &Cluster) -> Option<String> {
         Some(match self {
             Note::Token { hop, .. } => format!("token {hop}"),

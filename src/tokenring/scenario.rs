@@ -32,7 +32,7 @@ pub type Planned = (Duration, NodeId, Cmd);
 impl Workload {
     pub fn new(seed: u64, stop_at: Duration, lease: Duration) -> Self {
         Workload {
-            rng: Rng::seed_from_u64(seed ^ 0x5eed_0f_10ad),
+            rng: Rng::seed_from_u64(seed ^ 0x5eed_0f10_ad00),
             start_at: Duration::from_millis(100),
             first_lock_after: lease + Duration::from_millis(200),
             think_mean: Duration::from_millis(400),

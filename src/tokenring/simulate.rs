@@ -109,20 +109,12 @@ pub fn run(opts: &SimOptions) -> std::io::Result<SimSummary> {
         let t = now.as_micros() as u64;
         let name = |id: NodeId| sim.cluster().name(id).to_string();
         match &h {
-            Happening::Note(node, note) => match note {
-                Note::Token { .. } => hops += 1,
-                Note::LockRequested => check.lock(&name(*node), t),
-                Note::LockCancelled => check.lock_cancelled(&name(*node), t),
-                Note::CsEnter { lease_left, .. } => {
-                    check.enter(&name(*node), t, lease_left.as_micros() as u64)
+            Happening::Note(node, note) => {
+                if let Note::Token { .. } = note {
+                    hops += 1;
                 }
-                Note::LeaseRenewed { lease_left } => {
-                    check.renewed(&name(*node), t, lease_left.as_micros() as u64)
-                }
-                Note::CsExit { .. } => check.exit(&name(*node), t),
-                Note::TokenRegenerated { .. } => check.regenerations += 1,
-                _ => {}
-            },
+                super::report::feed(&mut check, &name(*node), t, note);
+            }
             Happening::Crash(node) => check.crash(&name(*node), t),
             Happening::Restart(_) => {}
         }
@@ -136,5 +128,42 @@ pub fn run(opts: &SimOptions) -> std::io::Result<SimSummary> {
         traffic: sim.traffic.clone(),
         virtual_time: sim.now(),
         hops,
+    })
+}
+
+/// Parses `A,B|C,D@FROM-TO` (cut A,B from C,D) or `A@FROM-TO` (cut A from
+/// everyone else).
+pub fn parse_partition(c: &Cluster, spec: &str) -> Result<Partition, String> {
+    let (sides, times) = spec
+        .rsplit_once('@')
+        .ok_or("write SIDE|SIDE@FROM-TO, e.g. l1,l2|l3@4s-9s")?;
+    let (from, to) = times
+        .split_once('-')
+        .ok_or("the time is FROM-TO, e.g. 4s-9s")?;
+    let (from, to) = (crate::duration::parse(from)?, crate::duration::parse(to)?);
+    if to <= from {
+        return Err("the partition must heal after it starts".into());
+    }
+    let side = |s: &str| -> Result<Vec<NodeId>, String> {
+        s.split(',')
+            .map(|n| c.require(n.trim()).map_err(|e| e.to_string()))
+            .collect()
+    };
+    let (side_a, side_b) = match sides.split_once('|') {
+        Some((a, b)) => (side(a)?, side(b)?),
+        None => {
+            let a = side(sides)?;
+            let b = c.ids().filter(|i| !a.contains(i)).collect();
+            (a, b)
+        }
+    };
+    if side_a.is_empty() || side_b.is_empty() {
+        return Err("both sides need at least one node".into());
+    }
+    Ok(Partition {
+        side_a,
+        side_b,
+        from,
+        to,
     })
 }
