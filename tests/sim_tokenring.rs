@@ -105,11 +105,7 @@ fn campaign_1200_seeds_with_crashes_restarts_loss_duplication_and_partitions() {
 }
 
 #[test]
-#[ignore = "debug helper: DSYS_SEED=N writes /tmp/seed.jsonl"]
-fn dump_seed() {
-    let seed: u64 = std::env::var("DSYS_SEED").unwrap().parse().unwrap();
-    let mut o = faulty(seed);
-    o.events = Some("/tmp/seed.jsonl".into());
-    let s = run(&o).unwrap();
-    eprintln!("{o:?}\n{:?}", s.report);
+#[ignore = "long: 5,000 more seeds"]
+fn campaign_5000_more_seeds() {
+    campaign(1200..6200);
 }

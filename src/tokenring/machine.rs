@@ -306,11 +306,13 @@ impl TokenRing {
         self.holding = Some(token);
         if self.want_cs {
             self.acquire(out);
-        } else if self.t.hop_delay.is_zero() {
+        } else if self.t.hop_delay.is_zero() && self.ring.len() > 1 {
             self.pass(out);
             return;
         } else {
-            out.timer(self.t.hop_delay, Timer::Pass { seq });
+            // (A ring of one waits at least 1ms per hop rather than spin.)
+            let delay = self.t.hop_delay.max(Duration::from_millis(1));
+            out.timer(delay, Timer::Pass { seq });
         }
         if self.want_cs || self.t.hop_delay >= self.t.beacon_interval {
             out.timer(self.t.beacon_interval, Timer::Beacon { seq });
@@ -325,6 +327,19 @@ impl TokenRing {
             return;
         };
         let now = out.now();
+        if self.ring.len() <= 1 {
+            // A ring of one: the token comes straight back.
+            token.hop += 1;
+            self.best = Some((token.generation, token.hop));
+            self.sighting(now, out);
+            out.note(Note::Token {
+                generation: token.generation,
+                hop: token.hop,
+                from: self.me,
+            });
+            self.hold(token, out);
+            return;
+        }
         match self.successor(now) {
             Some(to) => {
                 token.hop += 1;
@@ -430,6 +445,8 @@ impl TokenRing {
         self.learn(&token, self.me, now, out);
         token.hop = token.hop.saturating_sub(1); // the hop to the dead node did not happen
         self.hold(token, out);
+        // It has waited long enough: on to the next live node now.
+        self.pass(out);
     }
 
     fn on_beacon(&mut self, from: NodeId, token: Token, out: &mut Out<Self>) {
@@ -872,5 +889,265 @@ impl Protocol for TokenRing {
                 self.reroute(f, out);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::node::Effect;
+
+    /// Three machines wired by hand: messages queue until `deliver_all`,
+    /// timers are recorded and fired only when a test says so.
+    struct Ring {
+        m: Vec<TokenRing>,
+        now: Duration,
+        wire: VecDeque<(NodeId, NodeId, Msg)>,
+        timers: Vec<(NodeId, Timer)>,
+        notes: Vec<(NodeId, Note)>,
+    }
+
+    const A: NodeId = NodeId(0);
+    const B: NodeId = NodeId(1);
+    const C: NodeId = NodeId(2);
+
+    impl Ring {
+        fn new() -> Ring {
+            let t = Timing {
+                hop_delay: Duration::from_millis(10),
+                ..Timing::default()
+            };
+            let mut r = Ring {
+                m: (0..3)
+                    .map(|i| {
+                        TokenRing::new(
+                            NodeId(i),
+                            NodeId((i + 1) % 3),
+                            3,
+                            t.clone(),
+                            Rng::seed_from_u64(i as u64),
+                        )
+                    })
+                    .collect(),
+                now: Duration::ZERO,
+                wire: VecDeque::new(),
+                timers: Vec::new(),
+                notes: Vec::new(),
+            };
+            for i in 0..3 {
+                r.step(NodeId(i), |m, out| m.on_start(out));
+            }
+            r.wire.clear(); // the Rejoin greetings
+            // Past the quiet period, so leases can be granted.
+            r.now = Duration::from_secs(10);
+            r
+        }
+
+        fn step(&mut self, n: NodeId, f: impl FnOnce(&mut TokenRing, &mut Out<TokenRing>)) {
+            let mut out = Out::new(self.now);
+            f(&mut self.m[n.index()], &mut out);
+            for e in out.drain() {
+                match e {
+                    Effect::Send { to, msg } => self.wire.push_back((n, to, msg)),
+                    Effect::Timer { timer, .. } => self.timers.push((n, timer)),
+                    Effect::Note(note) => self.notes.push((n, note)),
+                }
+            }
+        }
+
+        fn deliver_all(&mut self) {
+            while let Some((from, to, msg)) = self.wire.pop_front() {
+                self.step(to, |m, out| m.on_message(from, msg, out));
+            }
+        }
+
+        /// Delivers messages until one matching `pred` is next, and returns it.
+        fn take_next(&mut self, pred: impl Fn(&Msg) -> bool) -> Option<(NodeId, NodeId, Msg)> {
+            while let Some((from, to, msg)) = self.wire.pop_front() {
+                if pred(&msg) {
+                    return Some((from, to, msg));
+                }
+                self.step(to, |m, out| m.on_message(from, msg, out));
+            }
+            None
+        }
+
+        fn fire(&mut self, n: NodeId, pick: impl Fn(&Timer) -> bool) {
+            let i = self
+                .timers
+                .iter()
+                .rposition(|(m, t)| *m == n && pick(t))
+                .expect("timer was set");
+            let (_, t) = self.timers.remove(i);
+            self.step(n, |m, out| m.on_timer(t, out));
+        }
+
+        fn notes_of(&self, n: NodeId) -> Vec<&Note> {
+            self.notes
+                .iter()
+                .filter(|(m, _)| *m == n)
+                .map(|(_, x)| x)
+                .collect()
+        }
+    }
+
+    /// A ring where A has walked the ring, minted the token and keeps it
+    /// for its hop delay.
+    fn started() -> Ring {
+        let mut r = Ring::new();
+        r.step(A, |m, out| m.on_command(Cmd::Start, out));
+        r.deliver_all();
+        assert!(r.m[0].holds_token());
+        r
+    }
+
+    fn next_token(r: &mut Ring) -> (NodeId, NodeId, Msg) {
+        r.take_next(|m| matches!(m, Msg::Token(_)))
+            .expect("a token on the wire")
+    }
+
+    #[test]
+    fn start_walks_the_ring_and_mints_one_token() {
+        let mut r = started();
+        assert!(
+            r.notes_of(A)
+                .iter()
+                .any(|x| matches!(x, Note::TokenStarted { ring, .. } if ring == &vec![A, B, C]))
+        );
+        r.fire(A, |t| matches!(t, Timer::Pass { .. }));
+        let (_, to, msg) = next_token(&mut r);
+        assert_eq!(to, B, "the first hop goes to A's successor");
+        assert!(matches!(msg, Msg::Token(Token { hop: 1, .. })));
+        // A second `start` is refused while the token is alive.
+        r.step(C, |m, out| m.on_command(Cmd::Start, out));
+        assert!(matches!(r.notes.last(), Some((_, Note::Refused(_)))));
+    }
+
+    #[test]
+    fn a_duplicated_token_is_dropped_not_forked() {
+        let mut r = started();
+        r.fire(A, |t| matches!(t, Timer::Pass { .. }));
+        let (from, to, msg) = next_token(&mut r);
+        r.step(to, |m, out| m.on_message(from, msg.clone(), out));
+        // B passes it on after its hop delay, then the network delivers it again.
+        r.fire(B, |t| matches!(t, Timer::Pass { .. }));
+        r.step(to, |m, out| m.on_message(from, msg, out));
+        let b = r.notes_of(B);
+        assert_eq!(
+            b.iter().filter(|n| matches!(n, Note::Token { .. })).count(),
+            1
+        );
+        assert!(matches!(
+            b.last(),
+            Some(Note::TokenDropped {
+                reason: "stale",
+                ..
+            })
+        ));
+        assert!(!r.m[1].holds_token());
+    }
+
+    #[test]
+    fn the_critical_section_needs_a_majority_of_lease_votes() {
+        let mut r = started();
+        // C's vote is taken by B (say, B asked with a stale token).
+        r.step(C, |m, out| {
+            m.on_message(B, Msg::LeaseRequest { round: 1 }, out)
+        });
+        r.wire.clear();
+        r.step(A, |m, out| m.on_command(Cmd::Lock, out));
+        // C refuses; with only its own vote A is not inside.
+        let (from, to, msg) = r
+            .take_next(|m| matches!(m, Msg::LeaseRequest { .. }))
+            .filter(|(_, to, _)| *to == B)
+            .expect("request to B first");
+        r.step(C, |m, out| {
+            m.on_message(A, Msg::LeaseRequest { round: 1 }, out)
+        });
+        r.wire.retain(|(f, _, _)| *f != A);
+        r.deliver_all(); // C's refusal
+        assert!(!r.m[0].in_cs());
+        // B grants: A has 2 of 3 (itself and B).
+        r.step(to, |m, out| m.on_message(from, msg, out));
+        r.deliver_all();
+        assert!(r.m[0].in_cs(), "{:?}", r.notes_of(A));
+        assert!(
+            r.notes_of(A)
+                .iter()
+                .any(|n| matches!(n, Note::CsEnter { .. }))
+        );
+        // Unlock releases the votes and passes the token on.
+        r.step(A, |m, out| m.on_command(Cmd::Unlock, out));
+        assert!(!r.m[0].in_cs());
+        assert!(
+            r.wire
+                .iter()
+                .any(|(_, _, m)| matches!(m, Msg::LeaseRelease { .. }))
+        );
+        assert!(
+            r.wire
+                .iter()
+                .any(|(_, to, m)| *to == B && matches!(m, Msg::Token(_)))
+        );
+    }
+
+    #[test]
+    fn an_unacked_token_is_rerouted_as_a_new_generation() {
+        let mut r = started();
+        r.fire(A, |t| matches!(t, Timer::Pass { .. }));
+        next_token(&mut r); // lost on the way to B
+        r.fire(A, |t| matches!(t, Timer::AckTimeout { .. }));
+        assert!(
+            r.notes_of(A)
+                .iter()
+                .any(|n| matches!(n, Note::PeerDown { peer } if *peer == B))
+        );
+        let (_, to, msg) = next_token(&mut r);
+        assert_eq!(to, C, "around B");
+        let Msg::Token(t) = msg else { unreachable!() };
+        assert_eq!(t.generation.counter, 2);
+        // If B had the old copy after all, it is dropped where it meets the new one.
+        let old = Token {
+            generation: Gen {
+                counter: 1,
+                minter: A,
+            },
+            hop: 1,
+            ring: vec![A, B, C],
+        };
+        r.step(C, |m, out| m.on_message(A, Msg::Token(t.clone()), out));
+        r.step(C, |m, out| m.on_message(B, Msg::Token(old), out));
+        assert!(matches!(
+            r.notes_of(C).last(),
+            Some(Note::TokenDropped { .. })
+        ));
+    }
+
+    #[test]
+    fn when_the_holder_goes_silent_the_ring_regenerates_the_token() {
+        let mut r = started();
+        r.fire(A, |t| matches!(t, Timer::Pass { .. }));
+        r.deliver_all(); // B has the token, and then B dies with it
+        assert!(r.m[1].holds_token());
+        // A stale watchdog does nothing; the latest one regenerates.
+        r.step(C, |m, out| m.on_timer(Timer::Watchdog { seq: 0 }, out));
+        assert!(!r.m[2].holds_token());
+        let seq = r.m[2].watchdog_seq;
+        r.step(C, |m, out| m.on_timer(Timer::Watchdog { seq }, out));
+        assert!(r.m[2].holds_token());
+        assert!(r.notes_of(C).iter().any(|n| matches!(
+            n,
+            Note::TokenRegenerated { generation, .. } if generation.counter == 2 && generation.minter == C
+        )));
+        // The others hear of it at once.
+        assert!(
+            r.wire
+                .iter()
+                .any(|(f, to, m)| *f == C && *to == A && matches!(m, Msg::Beacon(_)))
+        );
     }
 }
