@@ -40,6 +40,25 @@ enum Command {
     /// Verify the event logs (--events files) of a run
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Measure an algorithm with real processes on loopback
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Token hops per second with --hop-delay 0ms, and lock-to-enter latency
+    Tokenring {
+        /// Number of node processes
+        #[arg(short = 'n', long = "nodes", default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=16))]
+        nodes: u32,
+        /// How long to count hops
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// How many lock/unlock cycles to time
+        #[arg(long, default_value_t = 200)]
+        locks: usize,
+    },
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -219,6 +238,18 @@ fn main() -> ExitCode {
                 Err(e) => fail(1, e),
             }
         }
+        Command::Bench(BenchCommand::Tokenring {
+            nodes,
+            seconds,
+            locks,
+        }) => match tokenring::bench::run(tokenring::bench::Options {
+            nodes: nodes as usize,
+            seconds,
+            locks,
+        }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(1, e),
+        },
         Command::Sim(SimCommand::Tokenring(a)) => match sim_tokenring(a) {
             Ok(code) => code,
             Err(e) => fail(2, e),

@@ -6,7 +6,13 @@
 //! * `note`    — what the machine reports: console lines and events.
 //! * `cli`     — the interactive prompt and process wiring.
 //! * `scenario`— the random lock/unlock workload shared by `demo` and `sim`.
+//! * `simulate`— `dsys sim tokenring`: the workload on the simulator.
+//! * `demo`    — `dsys demo tokenring`: real nodes in one process.
+//! * `run`     — starting one real node (transport + driver + machine).
+//! * `report`  — the checker's verdict for people.
+//! * `bench`   — `dsys bench tokenring`: hops/s and lock latency.
 
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod lease;
