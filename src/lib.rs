@@ -18,6 +18,7 @@ pub mod config;
 pub mod driver;
 pub mod duration;
 pub mod events;
+pub mod gossip;
 pub mod net;
 pub mod node;
 pub mod sim;

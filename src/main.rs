@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use dsys::config::{Cluster, DEFAULT_MACHINES};
+use dsys::gossip::topology::Topology;
 use dsys::tokenring::{self, Timing};
 
 #[derive(Parser)]
@@ -116,6 +117,91 @@ struct DemoArgs {
 enum SimCommand {
     /// Token ring workload (random lock/unlock on every node) with faults
     Tokenring(SimArgs),
+    /// Broadcast workload (Maelstrom / Gossip Glomers style) with faults
+    Gossip(SimGossipArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = "The Gossip Glomers challenge 3d/3e setting: \n  dsys sim gossip --nodes 25 --latency 100ms --rate 100 --duration 20s [--partition-nemesis]\n\
+Reports inter-node messages per word (Maelstrom's msgs-per-op is half of it, since half its operations are reads) \n\
+and spread latency: from a word's birth until the last live node learned it.")]
+struct SimGossipArgs {
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    nodes: u32,
+    #[arg(long, value_enum, default_value_t = Topology::Star)]
+    topology: Topology,
+    /// Words per second over the whole cluster
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// How long nodes generate words (virtual time)
+    #[arg(long, default_value = "20s", value_parser = duration)]
+    duration: Duration,
+    /// How long to wait after that for the last words to spread
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    grace: Duration,
+    /// One-way message delay (2ms, 1ms..10ms, exp:2ms)
+    #[arg(long, default_value = "100ms")]
+    latency: String,
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    #[arg(long, default_value_t = 0.0)]
+    duplicate: f64,
+    /// Split the cluster into random halves every other 10 s (healed at --duration)
+    #[arg(long)]
+    partition_nemesis: bool,
+    #[arg(long, value_name = "SPEC")]
+    partition: Vec<String>,
+    #[arg(long, value_name = "NODE@TIME")]
+    crash: Vec<String>,
+    #[arg(long, value_name = "NODE@TIME")]
+    restart: Vec<String>,
+    #[command(flatten)]
+    gossip: GossipTuning,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+}
+
+/// Rumor-mongering and anti-entropy knobs, shared by `gossip` and `sim gossip`.
+#[derive(Args, Clone)]
+struct GossipTuning {
+    /// Neighbors pushed to per round: a number, or `all`
+    #[arg(long, default_value = "all")]
+    fanout: String,
+    /// Lose interest in a word with probability 1/K when a neighbor already knew it
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    k: u32,
+    /// Gossip round interval (batching window)
+    #[arg(long, default_value = "100ms", value_parser = duration)]
+    interval: Duration,
+    /// Anti-entropy interval (digest exchange with a random neighbor)
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    anti_entropy_interval: Duration,
+}
+
+impl GossipTuning {
+    fn params(&self) -> Result<dsys::gossip::Params, String> {
+        let fanout = match self.fanout.as_str() {
+            "all" => None,
+            n => Some(
+                n.parse::<usize>()
+                    .ok()
+                    .filter(|&f| f > 0)
+                    .ok_or_else(|| format!("--fanout {n:?}: a number from 1, or `all`"))?,
+            ),
+        };
+        if self.interval.is_zero() || self.anti_entropy_interval.is_zero() {
+            return Err("--interval and --anti-entropy-interval must be above zero".into());
+        }
+        Ok(dsys::gossip::Params {
+            fanout,
+            k: self.k,
+            interval: self.interval,
+            anti_entropy: self.anti_entropy_interval,
+            ..Default::default()
+        })
+    }
 }
 
 #[derive(Args)]
@@ -250,6 +336,10 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(1, e),
         },
+        Command::Sim(SimCommand::Gossip(a)) => match sim_gossip(a) {
+            Ok(code) => code,
+            Err(e) => fail(2, e),
+        },
         Command::Sim(SimCommand::Tokenring(a)) => match sim_tokenring(a) {
             Ok(code) => code,
             Err(e) => fail(2, e),
@@ -323,6 +413,59 @@ fn sim_tokenring(a: SimArgs) -> Result<ExitCode, String> {
     );
     print!("{}", tokenring::report::render(&s.report));
     Ok(if s.report.safe() && s.report.pending.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn sim_gossip(a: SimGossipArgs) -> Result<ExitCode, String> {
+    use dsys::gossip::simulate::{self, SimOptions};
+    use dsys::sim::{Latency, NetModel};
+    for (flag, p) in [("--loss", a.loss), ("--duplicate", a.duplicate)] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(format!("{flag} {p}: a probability is between 0 and 1"));
+        }
+    }
+    if !(a.rate > 0.0 && a.rate.is_finite()) {
+        return Err(format!("--rate {}: words per second must be above 0", a.rate));
+    }
+    let cluster = Cluster::loopback(a.nodes as usize, 50051);
+    let mut o = SimOptions::new(a.nodes as usize, a.topology, a.seed);
+    o.rate = a.rate;
+    o.duration = a.duration;
+    o.grace = a.grace;
+    o.net = NetModel {
+        latency: Latency::parse(&a.latency).map_err(|e| format!("--latency: {e}"))?,
+        loss: a.loss,
+        duplicate: a.duplicate,
+        reorder: false,
+    };
+    o.params = a.gossip.params()?;
+    o.partition_nemesis = a.partition_nemesis;
+    o.partitions = a
+        .partition
+        .iter()
+        .map(|s| {
+            dsys::tokenring::simulate::parse_partition(&cluster, s)
+                .map_err(|e| format!("--partition {s:?}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    o.crashes = parse_node_times(&cluster, &a.crash, "--crash")?;
+    o.restarts = parse_node_times(&cluster, &a.restart, "--restart")?;
+    o.events = a.events;
+    let wall = std::time::Instant::now();
+    let s = simulate::run(&o).map_err(|e| format!("cannot write events: {e}"))?;
+    println!(
+        "simulated {} nodes ({:?} topology) for {:.1}s of virtual time in {:.2}s (seed {})",
+        a.nodes,
+        a.topology,
+        s.virtual_time.as_secs_f64(),
+        wall.elapsed().as_secs_f64(),
+        a.seed
+    );
+    print!("{}", dsys::gossip::report::render_sim(&s));
+    Ok(if s.lost.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -124,7 +124,10 @@ impl Wire for tokenring::Msg {
     fn decode(envelope: pb::Envelope, c: &Cluster) -> Result<Self, DecodeError> {
         use pb::token_ring_msg::Kind;
         use tokenring::Msg;
-        let pb::envelope::Body::Tokenring(m) = envelope.body.ok_or(DecodeError::Empty)?;
+        let m = match envelope.body.ok_or(DecodeError::Empty)? {
+            pb::envelope::Body::Tokenring(m) => m,
+            pb::envelope::Body::Gossip(_) => return Err(DecodeError::WrongAlgorithm("gossip")),
+        };
         Ok(match m.kind.ok_or(DecodeError::Empty)? {
             Kind::Token(t) => Msg::Token(tr::token_from(c, t)?),
             Kind::Beacon(b) => Msg::Beacon(tr::token_from(
@@ -151,6 +154,137 @@ impl Wire for tokenring::Msg {
             },
             Kind::LeaseRelease(r) => Msg::LeaseRelease { round: r.round },
             Kind::Rejoin(_) => Msg::Rejoin,
+        })
+    }
+}
+
+mod gs {
+    use super::*;
+    use crate::gossip::known::{Digest, SeqSet};
+    use crate::gossip::{Word, WordId};
+
+    pub fn word_to(c: &Cluster, w: &Word) -> pb::GossipWord {
+        pb::GossipWord {
+            origin: name(c, w.id.origin),
+            seq: w.id.seq,
+            text: w.text.clone(),
+        }
+    }
+
+    pub fn word_from(c: &Cluster, w: pb::GossipWord) -> Result<Word, DecodeError> {
+        Ok(Word {
+            id: WordId {
+                origin: id(c, &w.origin)?,
+                seq: w.seq,
+            },
+            text: w.text,
+        })
+    }
+
+    pub fn digest_to(c: &Cluster, d: &Digest) -> Vec<pb::OriginRanges> {
+        d.iter()
+            .map(|(&o, set)| pb::OriginRanges {
+                origin: name(c, o),
+                ranges: set
+                    .ranges()
+                    .map(|(first, last)| pb::SeqRange { first, last })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    pub fn digest_from(c: &Cluster, d: Vec<pb::OriginRanges>) -> Result<Digest, DecodeError> {
+        let mut out = Digest::new();
+        for o in d {
+            let origin = id(c, &o.origin)?;
+            let set = SeqSet::from_ranges(o.ranges.iter().map(|r| (r.first, r.last)));
+            out.insert(origin, set);
+        }
+        Ok(out)
+    }
+}
+
+impl Wire for crate::gossip::Msg {
+    const ALGORITHM: &'static str = "gossip";
+
+    fn encode(&self, c: &Cluster) -> pb::Envelope {
+        use crate::gossip::Msg;
+        use pb::gossip_msg::Kind;
+        let kind = match self {
+            Msg::Rumors { words, known } => Kind::Rumors(pb::Rumors {
+                words: words.iter().map(|w| gs::word_to(c, w)).collect(),
+                known: known
+                    .iter()
+                    .map(|k| pb::WordRef {
+                        origin: name(c, k.origin),
+                        seq: k.seq,
+                    })
+                    .collect(),
+            }),
+            Msg::Digest { have, reply } => Kind::Digest(pb::Digest {
+                have: gs::digest_to(c, have),
+                reply: *reply,
+            }),
+            Msg::Repair { words, have } => Kind::Repair(pb::Repair {
+                words: words.iter().map(|w| gs::word_to(c, w)).collect(),
+                has_digest: have.is_some(),
+                have: have.as_ref().map(|d| gs::digest_to(c, d)).unwrap_or_default(),
+            }),
+            Msg::Link => Kind::Link(pb::GossipLink {}),
+            Msg::LinkAck => Kind::LinkAck(pb::GossipLinkAck {}),
+            Msg::Unlink => Kind::Unlink(pb::GossipUnlink {}),
+        };
+        pb::Envelope {
+            body: Some(pb::envelope::Body::Gossip(pb::GossipMsg { kind: Some(kind) })),
+        }
+    }
+
+    fn decode(envelope: pb::Envelope, c: &Cluster) -> Result<Self, DecodeError> {
+        use crate::gossip::{Msg, WordId};
+        use pb::gossip_msg::Kind;
+        let m = match envelope.body.ok_or(DecodeError::Empty)? {
+            pb::envelope::Body::Gossip(m) => m,
+            pb::envelope::Body::Tokenring(_) => {
+                return Err(DecodeError::WrongAlgorithm("tokenring"));
+            }
+        };
+        Ok(match m.kind.ok_or(DecodeError::Empty)? {
+            Kind::Rumors(r) => Msg::Rumors {
+                words: r
+                    .words
+                    .into_iter()
+                    .map(|w| gs::word_from(c, w))
+                    .collect::<Result<_, _>>()?,
+                known: r
+                    .known
+                    .into_iter()
+                    .map(|k| {
+                        Ok(WordId {
+                            origin: id(c, &k.origin)?,
+                            seq: k.seq,
+                        })
+                    })
+                    .collect::<Result<_, DecodeError>>()?,
+            },
+            Kind::Digest(d) => Msg::Digest {
+                have: gs::digest_from(c, d.have)?,
+                reply: d.reply,
+            },
+            Kind::Repair(r) => Msg::Repair {
+                words: r
+                    .words
+                    .into_iter()
+                    .map(|w| gs::word_from(c, w))
+                    .collect::<Result<_, _>>()?,
+                have: if r.has_digest {
+                    Some(gs::digest_from(c, r.have)?)
+                } else {
+                    None
+                },
+            },
+            Kind::Link(_) => Msg::Link,
+            Kind::LinkAck(_) => Msg::LinkAck,
+            Kind::Unlink(_) => Msg::Unlink,
         })
     }
 }
@@ -199,6 +333,48 @@ mod tests {
             let back = Msg::decode(m.encode(&c), &c).unwrap();
             assert_eq!(back, m);
         }
+    }
+
+    #[test]
+    fn gossip_messages_survive_the_round_trip() {
+        use crate::gossip::known::{Digest, SeqSet};
+        use crate::gossip::{Msg as G, Word, WordId};
+        let c = Cluster::loopback(3, 40000);
+        let w = Word {
+            id: WordId {
+                origin: NodeId(2),
+                seq: 1_700_000_000_000_001,
+            },
+            text: "otter".into(),
+        };
+        let mut d = Digest::new();
+        d.insert(NodeId(1), SeqSet::from_ranges([(1, 5), (9, 9)]));
+        for m in [
+            G::Rumors {
+                words: vec![w.clone()],
+                known: vec![w.id],
+            },
+            G::Digest {
+                have: d.clone(),
+                reply: true,
+            },
+            G::Repair {
+                words: vec![w],
+                have: Some(d),
+            },
+            G::Repair {
+                words: vec![],
+                have: None,
+            },
+            G::Link,
+            G::LinkAck,
+            G::Unlink,
+        ] {
+            assert_eq!(G::decode(m.encode(&c), &c).unwrap(), m);
+        }
+        // A token-ring message reaching a gossip node is an error, not a panic.
+        let t = Msg::Rejoin.encode(&c);
+        assert!(matches!(G::decode(t, &c), Err(DecodeError::WrongAlgorithm(_))));
     }
 
     #[test]

@@ -99,7 +99,9 @@ pub struct Traffic {
     pub by_kind: HashMap<&'static str, u64>,
 }
 
-type Factory<P> = Box<dyn FnMut(NodeId, Rng) -> P>;
+/// Builds a node's state machine: its id, its own RNG, and the virtual time
+/// it boots at (a restart boots later than the node's earlier life).
+type Factory<P> = Box<dyn FnMut(NodeId, Rng, Duration) -> P>;
 
 pub struct Sim<P: Protocol> {
     cluster: Cluster,
@@ -128,7 +130,7 @@ impl<P: Protocol> Sim<P> {
         cluster: Cluster,
         net: NetModel,
         seed: u64,
-        factory: impl FnMut(NodeId, Rng) -> P + 'static,
+        factory: impl FnMut(NodeId, Rng, Duration) -> P + 'static,
     ) -> Self {
         let n = cluster.len();
         let mut sim = Sim {
@@ -315,7 +317,7 @@ impl<P: Protocol> Sim<P> {
         let rng = Rng::seed_from_u64(self.rng.random());
         let slot = &mut self.slots[node.index()];
         slot.incarnation += 1;
-        slot.machine = Some((self.factory)(node, rng));
+        slot.machine = Some((self.factory)(node, rng, self.now));
         let mut happened = Vec::new();
         self.drive(node, &mut happened, |m, out| m.on_start(out));
         debug_assert!(happened.iter().all(|h| matches!(h, Happening::Note(..))));

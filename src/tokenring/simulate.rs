@@ -80,7 +80,7 @@ pub fn run(opts: &SimOptions) -> std::io::Result<SimSummary> {
     let cluster = sim_cluster(opts.nodes);
     let n = opts.nodes as u32;
     let timing = opts.timing.clone();
-    let mut sim = Sim::new(cluster, opts.net.clone(), opts.seed, move |me, rng| {
+    let mut sim = Sim::new(cluster, opts.net.clone(), opts.seed, move |me, rng, _| {
         TokenRing::new(me, NodeId((me.0 + 1) % n), n as usize, timing.clone(), rng)
     });
     if let Some(path) = &opts.events {

@@ -1,0 +1,471 @@
+//! The gossip state machine: rumor mongering with feedback plus push-pull
+//! anti-entropy (Demers et al., 1987).
+//!
+//! * A word a node learns (or makes) is *hot*, with the set of neighbors not
+//!   yet told. Every round the node picks up to `fanout` of those neighbors
+//!   and sends each one message with all its hot words for it (batching).
+//!   A neighbor that already knew a word says so in its next message back;
+//!   then the sender loses interest in that word with probability 1/k.
+//!   A word told to every neighbor is cold.
+//! * Anti-entropy makes dissemination complete: every interval a node sends
+//!   its digest (per origin, the ranges of sequence numbers it knows) to a
+//!   random neighbor, which answers with the words the sender lacks and its
+//!   own digest, and the sender sends back what that neighbor lacks. A link
+//!   coming (back) up triggers an exchange at once, so a restarted node or a
+//!   healed partition catches up in one round trip.
+//! * Neighbors are links both ends know: `Add` sends `Link`, the peer adds us
+//!   and answers `LinkAck`. Two nodes adding each other at once both just work.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use rand::Rng as _;
+use rand::seq::IndexedRandom as _;
+
+use super::known::Digest;
+use super::msg::{Msg, Word, WordId};
+use super::note::{Learned, Note};
+use crate::node::{NodeId, Out, Protocol, Rng};
+
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Neighbors pushed to per round; `None`: every neighbor with news.
+    pub fanout: Option<usize>,
+    /// Lose interest with probability 1/k on each "already knew it".
+    pub k: u32,
+    /// Gossip round interval.
+    pub interval: Duration,
+    /// Anti-entropy interval.
+    pub anti_entropy: Duration,
+    /// Mean time between generated words (exponential); `None`: no generator.
+    pub mean_interval: Option<Duration>,
+    /// How long a `Link` may go unanswered.
+    pub link_timeout: Duration,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            fanout: None,
+            k: 2,
+            interval: Duration::from_millis(100),
+            anti_entropy: Duration::from_secs(2),
+            mean_interval: Some(Duration::from_secs(30)),
+            link_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cmd {
+    /// Link with a peer; `persistent` keeps trying while it is down.
+    Add { peer: NodeId, persistent: bool },
+    Remove(NodeId),
+    /// Inject a word now.
+    Say(String),
+    /// Turn the word generator on or off.
+    Generate(bool),
+    Peers,
+    Words,
+    Status,
+}
+
+#[derive(Clone, Debug)]
+pub enum Timer {
+    Round,
+    AntiEntropy,
+    Generate { epoch: u64 },
+    LinkTimeout { peer: NodeId, attempt: u64 },
+}
+
+pub struct Gossip {
+    me: NodeId,
+    p: Params,
+    rng: Rng,
+    words_list: &'static [&'static str],
+    neighbors: BTreeSet<NodeId>,
+    linking: BTreeMap<NodeId, (u64, bool)>,
+    retrying: BTreeSet<NodeId>,
+    link_attempts: u64,
+    known: Digest,
+    texts: BTreeMap<WordId, Learned>,
+    /// Hot words and the neighbors not told yet.
+    hot: BTreeMap<WordId, BTreeSet<NodeId>>,
+    /// Per neighbor: words it pushed us that we already knew.
+    feedback: BTreeMap<NodeId, Vec<WordId>>,
+    next_seq: u64,
+    generating: bool,
+    gen_epoch: u64,
+    pub sent: u64,
+    pub received: u64,
+}
+
+impl Gossip {
+    /// `first_seq` must exceed every sequence number an earlier life of this
+    /// node used (the driver passes the start time in µs).
+    pub fn new(
+        me: NodeId,
+        neighbors: impl IntoIterator<Item = NodeId>,
+        first_seq: u64,
+        params: Params,
+        words_list: &'static [&'static str],
+        rng: Rng,
+    ) -> Self {
+        Gossip {
+            me,
+            generating: params.mean_interval.is_some(),
+            p: params,
+            rng,
+            words_list,
+            neighbors: neighbors.into_iter().filter(|&n| n != me).collect(),
+            linking: BTreeMap::new(),
+            retrying: BTreeSet::new(),
+            link_attempts: 0,
+            known: Digest::new(),
+            texts: BTreeMap::new(),
+            hot: BTreeMap::new(),
+            feedback: BTreeMap::new(),
+            next_seq: first_seq.max(1),
+            gen_epoch: 0,
+            sent: 0,
+            received: 0,
+        }
+    }
+
+    pub fn neighbors(&self) -> &BTreeSet<NodeId> {
+        &self.neighbors
+    }
+
+    pub fn knows(&self, id: WordId) -> bool {
+        self.texts.contains_key(&id)
+    }
+
+    pub fn word_count(&self) -> usize {
+        self.texts.len()
+    }
+
+    fn send(&mut self, to: NodeId, msg: Msg, out: &mut Out<Self>) {
+        self.sent += 1;
+        out.send(to, msg);
+    }
+
+    fn learn(&mut self, word: Word, from: Option<NodeId>, out: &mut Out<Self>) -> bool {
+        if !self.known.entry(word.id.origin).or_default().insert(word.id.seq) {
+            return false;
+        }
+        let pending: BTreeSet<NodeId> = self
+            .neighbors
+            .iter()
+            .copied()
+            .filter(|&n| Some(n) != from && n != word.id.origin)
+            .collect();
+        if !pending.is_empty() {
+            self.hot.insert(word.id, pending);
+        }
+        let learned = Learned {
+            text: word.text,
+            from,
+            at: out.now(),
+        };
+        out.note(Note::Learned {
+            id: word.id,
+            text: learned.text.clone(),
+            from,
+        });
+        self.texts.insert(word.id, learned);
+        true
+    }
+
+    fn make_word(&mut self, text: String, out: &mut Out<Self>) {
+        let id = WordId {
+            origin: self.me,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        self.learn(Word { id, text }, None, out);
+    }
+
+    fn arm_generator(&mut self, out: &mut Out<Self>) {
+        self.gen_epoch += 1;
+        if let (true, Some(mean)) = (self.generating, self.p.mean_interval) {
+            let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
+            out.timer(mean.mul_f64(-u.ln()), Timer::Generate {
+                epoch: self.gen_epoch,
+            });
+        }
+    }
+
+    fn round(&mut self, out: &mut Out<Self>) {
+        // Who has news waiting: hot words not yet told, or feedback owed.
+        let mut candidates: BTreeSet<NodeId> = self.hot.values().flatten().copied().collect();
+        candidates.retain(|n| self.neighbors.contains(n));
+        let chosen: Vec<NodeId> = match self.p.fanout {
+            None => candidates.into_iter().collect(),
+            Some(f) => {
+                let all: Vec<NodeId> = candidates.into_iter().collect();
+                all.choose_multiple(&mut self.rng, f).copied().collect()
+            }
+        };
+        for n in chosen {
+            let mut words = Vec::new();
+            for (id, pending) in &mut self.hot {
+                if pending.remove(&n)
+                    && let Some(l) = self.texts.get(id)
+                {
+                    words.push(Word {
+                        id: *id,
+                        text: l.text.clone(),
+                    });
+                }
+            }
+            let known = self.feedback.remove(&n).unwrap_or_default();
+            self.send(n, Msg::Rumors { words, known }, out);
+        }
+        self.hot.retain(|_, pending| !pending.is_empty());
+        // Feedback nobody carried this round goes on its own.
+        for (n, known) in std::mem::take(&mut self.feedback) {
+            if !known.is_empty() {
+                self.send(
+                    n,
+                    Msg::Rumors {
+                        words: Vec::new(),
+                        known,
+                    },
+                    out,
+                );
+            }
+        }
+        out.timer(self.p.interval, Timer::Round);
+    }
+
+    fn on_rumors(&mut self, from: NodeId, words: Vec<Word>, known: Vec<WordId>, out: &mut Out<Self>) {
+        for w in words {
+            let id = w.id;
+            if !self.learn(w, Some(from), out) {
+                self.feedback.entry(from).or_default().push(id);
+            }
+        }
+        for id in known {
+            if self.hot.contains_key(&id) && self.rng.random_range(0..self.p.k.max(1)) == 0 {
+                self.hot.remove(&id);
+            }
+        }
+    }
+
+    /// Words we know that `have` lacks.
+    fn missing_from(&self, have: &Digest) -> Vec<Word> {
+        let mut words = Vec::new();
+        for (&origin, mine) in &self.known {
+            let theirs = have.get(&origin);
+            for (s, e) in mine.ranges() {
+                for seq in s..=e {
+                    if theirs.is_some_and(|t| t.contains(seq)) {
+                        continue;
+                    }
+                    let id = WordId { origin, seq };
+                    if let Some(l) = self.texts.get(&id) {
+                        words.push(Word {
+                            id,
+                            text: l.text.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        words
+    }
+
+    fn exchange_with(&mut self, peer: NodeId, out: &mut Out<Self>) {
+        let have = self.known.clone();
+        self.send(peer, Msg::Digest { have, reply: true }, out);
+    }
+
+    fn anti_entropy(&mut self, out: &mut Out<Self>) {
+        let ns: Vec<NodeId> = self.neighbors.iter().copied().collect();
+        if let Some(&peer) = ns.choose(&mut self.rng) {
+            self.exchange_with(peer, out);
+        }
+        // ±20% jitter so that nodes do not fall into lockstep.
+        let jitter = self.rng.random_range(0.8..1.2);
+        out.timer(self.p.anti_entropy.mul_f64(jitter), Timer::AntiEntropy);
+    }
+
+    fn add(&mut self, peer: NodeId, persistent: bool, out: &mut Out<Self>) {
+        if peer == self.me {
+            out.note(Note::Refused("a node cannot be its own neighbor".into()));
+        } else if self.neighbors.contains(&peer) {
+            out.note(Note::AlreadyLinked { peer });
+        } else {
+            self.link_attempts += 1;
+            let attempt = self.link_attempts;
+            self.linking.insert(peer, (attempt, persistent));
+            self.send(peer, Msg::Link, out);
+            out.timer(self.p.link_timeout, Timer::LinkTimeout { peer, attempt });
+        }
+    }
+
+    fn linked(&mut self, peer: NodeId, by_peer: bool, out: &mut Out<Self>) {
+        self.linking.remove(&peer);
+        self.retrying.remove(&peer);
+        if self.neighbors.insert(peer) {
+            out.note(if by_peer {
+                Note::LinkedBy { peer }
+            } else {
+                Note::Linked { peer }
+            });
+            self.exchange_with(peer, out);
+        } else if !by_peer {
+            out.note(Note::Linked { peer });
+        }
+    }
+}
+
+impl Protocol for Gossip {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Cmd = Cmd;
+    type Note = Note;
+
+    fn on_start(&mut self, out: &mut Out<Self>) {
+        out.timer(self.p.interval, Timer::Round);
+        let first = self.p.anti_entropy.mul_f64(self.rng.random_range(0.1..1.0));
+        out.timer(first, Timer::AntiEntropy);
+        self.arm_generator(out);
+        // A (re)started node asks its neighbors for everything at once.
+        for n in self.neighbors.clone() {
+            self.exchange_with(n, out);
+        }
+    }
+
+    fn on_message(&mut self, from: NodeId, msg: Msg, out: &mut Out<Self>) {
+        self.received += 1;
+        match msg {
+            Msg::Rumors { words, known } => self.on_rumors(from, words, known, out),
+            Msg::Digest { have, reply } => {
+                let words = self.missing_from(&have);
+                let mine = reply.then(|| self.known.clone());
+                if !words.is_empty() || mine.is_some() {
+                    self.send(from, Msg::Repair { words, have: mine }, out);
+                }
+            }
+            Msg::Repair { words, have } => {
+                for w in words {
+                    self.learn(w, Some(from), out);
+                }
+                if let Some(have) = have {
+                    let words = self.missing_from(&have);
+                    if !words.is_empty() {
+                        self.send(from, Msg::Repair { words, have: None }, out);
+                    }
+                }
+            }
+            Msg::Link => {
+                self.send(from, Msg::LinkAck, out);
+                self.linked(from, true, out);
+            }
+            Msg::LinkAck => {
+                if self.linking.contains_key(&from) || !self.neighbors.contains(&from) {
+                    self.linked(from, false, out);
+                }
+            }
+            Msg::Unlink => {
+                if self.neighbors.remove(&from) {
+                    out.note(Note::UnlinkedBy { peer: from });
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, out: &mut Out<Self>) {
+        match timer {
+            Timer::Round => self.round(out),
+            Timer::AntiEntropy => self.anti_entropy(out),
+            Timer::Generate { epoch } if epoch == self.gen_epoch && self.generating => {
+                if let Some(&w) = self.words_list.choose(&mut self.rng) {
+                    self.make_word(w.to_string(), out);
+                }
+                self.arm_generator(out);
+            }
+            Timer::LinkTimeout { peer, attempt } => {
+                if let Some(&(a, persistent)) = self.linking.get(&peer)
+                    && a == attempt
+                {
+                    if persistent {
+                        // Say so once; then keep asking quietly.
+                        if !self.retrying.contains(&peer) {
+                            self.retrying.insert(peer);
+                            out.note(Note::LinkFailed {
+                                peer,
+                                retrying: true,
+                            });
+                        }
+                        self.link_attempts += 1;
+                        let attempt = self.link_attempts;
+                        self.linking.insert(peer, (attempt, true));
+                        self.send(peer, Msg::Link, out);
+                        out.timer(self.p.link_timeout, Timer::LinkTimeout { peer, attempt });
+                    } else {
+                        self.linking.remove(&peer);
+                        out.note(Note::LinkFailed {
+                            peer,
+                            retrying: false,
+                        });
+                    }
+                }
+            }
+            Timer::Generate { .. } => {}
+        }
+    }
+
+    fn on_command(&mut self, cmd: Cmd, out: &mut Out<Self>) {
+        match cmd {
+            Cmd::Add { peer, persistent } => self.add(peer, persistent, out),
+            Cmd::Remove(peer) => {
+                if self.neighbors.remove(&peer) {
+                    self.send(peer, Msg::Unlink, out);
+                    for pending in self.hot.values_mut() {
+                        pending.remove(&peer);
+                    }
+                    out.note(Note::Unlinked { peer });
+                } else {
+                    self.linking.remove(&peer);
+                    out.note(Note::Refused("not a neighbor".into()));
+                }
+            }
+            Cmd::Say(text) => self.make_word(text, out),
+            Cmd::Generate(on) => {
+                self.generating = on && self.p.mean_interval.is_some();
+                self.arm_generator(out);
+            }
+            Cmd::Peers => out.note(Note::Peers {
+                neighbors: self.neighbors.iter().copied().collect(),
+                linking: self.linking.keys().copied().collect(),
+            }),
+            Cmd::Words => {
+                let now = out.now();
+                let mut list: Vec<_> = self
+                    .texts
+                    .iter()
+                    .map(|(id, l)| (*id, l.text.clone(), l.from, now.saturating_sub(l.at)))
+                    .collect();
+                list.sort_by_key(|w| std::cmp::Reverse(w.3));
+                out.note(Note::Words(list));
+            }
+            Cmd::Status => out.note(Note::Status {
+                words: self.texts.len(),
+                hot: self.hot.len(),
+                sent: self.sent,
+                received: self.received,
+                neighbors: self.neighbors.len(),
+                generating: self.generating,
+            }),
+        }
+    }
+
+    fn on_link(&mut self, peer: NodeId, up: bool, out: &mut Out<Self>) {
+        if up && self.neighbors.contains(&peer) {
+            // Back from a crash or a partition: catch up both ways now.
+            self.exchange_with(peer, out);
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! What a gossip node tells its user (console lines) and the event log
+//! (`learn`, `link`, ...).
+
+use std::time::Duration;
+
+use super::msg::WordId;
+use crate::config::Cluster;
+use crate::node::{Event, NodeId};
+
+/// A word this node knows, and how it got it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Learned {
+    pub text: String,
+    /// Who told us; `None` when made here (generated or `say`).
+    pub from: Option<NodeId>,
+    pub at: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Note {
+    Learned {
+        id: WordId,
+        text: String,
+        from: Option<NodeId>,
+    },
+    Linked { peer: NodeId },
+    LinkedBy { peer: NodeId },
+    AlreadyLinked { peer: NodeId },
+    LinkFailed { peer: NodeId, retrying: bool },
+    Unlinked { peer: NodeId },
+    UnlinkedBy { peer: NodeId },
+    Refused(String),
+    Peers {
+        neighbors: Vec<NodeId>,
+        linking: Vec<NodeId>,
+    },
+    /// (word, text, told by, how long ago)
+    Words(Vec<(WordId, String, Option<NodeId>, Duration)>),
+    Status {
+        words: usize,
+        hot: usize,
+        sent: u64,
+        received: u64,
+        neighbors: usize,
+        generating: bool,
+    },
+}
+
+impl crate::node::Note for Note {
+    fn event(&self, c: &Cluster) -> Option<Event> {
+        Some(match self {
+            Note::Learned { id, text, from } => Event::new("learn")
+                .with("word", text.as_str())
+                .with("origin", c.name(id.origin))
+                .with("seq", id.seq)
+                .with(
+                    "from",
+                    from.map_or(serde_json::Value::Null, |f| c.name(f).into()),
+                ),
+            Note::Linked { peer } | Note::LinkedBy { peer } => {
+                Event::new("link").with("peer", c.name(*peer))
+            }
+            Note::Unlinked { peer } | Note::UnlinkedBy { peer } => {
+                Event::new("unlink").with("peer", c.name(*peer))
+            }
+            Note::LinkFailed { peer, .. } => Event::new("link_failed").with("peer", c.name(*peer)),
+            _ => return None,
+        })
+    }
+
+    fn line(&self, c: &Cluster) -> Option<String> {
+        Some(match self {
+            Note::Learned { id, text, from } => match from {
+                Some(f) => format!(
+                    "{} says {text:?} (word {}#{})",
+                    c.name(*f),
+                    c.name(id.origin),
+                    id.seq
+                ),
+                None => format!("new word here: {text:?} (word {}#{})", c.name(id.origin), id.seq),
+            },
+            Note::Linked { peer } => format!("linked with {}", c.name(*peer)),
+            Note::LinkedBy { peer } => format!("{} linked with us", c.name(*peer)),
+            Note::AlreadyLinked { peer } => format!("{} is already a neighbor", c.name(*peer)),
+            Note::LinkFailed {
+                peer,
+                retrying: true,
+            } => format!("{} does not answer; will keep trying to link", c.name(*peer)),
+            Note::LinkFailed {
+                peer,
+                retrying: false,
+            } => format!("{} does not answer (is it running?); not linked", c.name(*peer)),
+            Note::Unlinked { peer } => format!("removed {}", c.name(*peer)),
+            Note::UnlinkedBy { peer } => format!("{} removed us", c.name(*peer)),
+            Note::Refused(why) => why.clone(),
+            Note::Peers { .. } | Note::Words(_) | Note::Status { .. } => return None,
+        })
+    }
+}
