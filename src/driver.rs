@@ -176,3 +176,44 @@ fn apply<P: Protocol>(
         }
     }
 }
+
+/// A node started by [`launch`].
+pub struct Running<P: Protocol> {
+    pub commands: mpsc::UnboundedSender<P::Cmd>,
+    pub links: Arc<crate::net::LinkTable>,
+    pub task: tokio::task::JoinHandle<P>,
+}
+
+/// Binds `me`'s address and runs `machine` there until `shutdown`; fails
+/// only if it cannot listen.
+pub async fn launch<P: Protocol + Send + 'static>(
+    machine: P,
+    cluster: Arc<Cluster>,
+    me: NodeId,
+    sink: Sink<P::Note>,
+    events: Option<EventLog>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Running<P>, crate::net::NetError>
+where
+    P::Msg: Wire,
+{
+    let (transport, inbox) = Transport::bind(cluster.clone(), me, shutdown.clone()).await?;
+    let links = transport.links();
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(run(NodeRun {
+        machine,
+        me,
+        cluster,
+        transport,
+        inbox,
+        commands: command_rx,
+        sink,
+        events,
+        shutdown,
+    }));
+    Ok(Running {
+        commands,
+        links,
+        task,
+    })
+}

@@ -32,6 +32,8 @@ struct Cli {
 enum Command {
     /// Run one node of a token ring (mutual exclusion)
     Tokenring(TokenringArgs),
+    /// Run one gossip node: words spread by rumor mongering and anti-entropy
+    Gossip(GossipArgs),
     /// Run a self-contained cluster in this process, with faults, and check it
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -94,6 +96,35 @@ struct TokenringArgs {
     quiet: bool,
 }
 
+#[derive(Args)]
+#[command(
+    after_help = "Without NAME it lists the machines and asks for this node's name, how many\n\
+neighbors to add and each one's name (answers may also come from a pipe).\n\
+Commands afterwards: add NAME, remove NAME, peers, words, say WORD, gen on|off, status, help, quit.\n\
+Example (three terminals):\n  dsys gossip l1\n  dsys gossip l2 --neighbors l1\n  dsys gossip l3 --neighbors l1,l2"
+)]
+struct GossipArgs {
+    /// This node's name in the machines file (asked for when omitted)
+    name: Option<String>,
+    /// JSON file {"name": "host:port", ...}; without it, ./machines.txt, else the built-in l1..l6 on 127.0.0.1
+    #[arg(long, value_name = "FILE")]
+    machines: Option<PathBuf>,
+    /// Link with these nodes at start (comma-separated); nodes that are down are retried
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    neighbors: Option<Vec<String>>,
+    /// Mean time between generated words (exponential inter-arrival times)
+    #[arg(long, default_value = "30s", value_parser = duration, value_name = "DURATION")]
+    mean_interval: Duration,
+    /// Do not generate words (say WORD still makes one)
+    #[arg(long)]
+    no_generate: bool,
+    /// Write events as JSON lines to FILE (for `dsys check gossip`)
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    #[command(flatten)]
+    gossip: GossipTuning,
+}
+
 #[derive(Subcommand)]
 enum DemoCommand {
     /// Token ring: start, random lock/unlock, one node killed and restarted
@@ -122,9 +153,11 @@ enum SimCommand {
 }
 
 #[derive(Args)]
-#[command(after_help = "The Gossip Glomers challenge 3d/3e setting: \n  dsys sim gossip --nodes 25 --latency 100ms --rate 100 --duration 20s [--partition-nemesis]\n\
+#[command(
+    after_help = "The Gossip Glomers challenge 3d/3e setting: \n  dsys sim gossip --nodes 25 --latency 100ms --rate 100 --duration 20s [--partition-nemesis]\n\
 Reports inter-node messages per word (Maelstrom's msgs-per-op is half of it, since half its operations are reads) \n\
-and spread latency: from a word's birth until the last live node learned it.")]
+and spread latency: from a word's birth until the last live node learned it."
+)]
 struct SimGossipArgs {
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=1000))]
     nodes: u32,
@@ -170,7 +203,7 @@ struct GossipTuning {
     #[arg(long, default_value = "all")]
     fanout: String,
     /// Lose interest in a word with probability 1/K when a neighbor already knew it
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     k: u32,
     /// Gossip round interval (batching window)
     #[arg(long, default_value = "100ms", value_parser = duration)]
@@ -312,6 +345,32 @@ fn main() -> ExitCode {
                 Err(e) => fail(e.exit_code() as u8, e),
             }
         }
+        Command::Gossip(a) => {
+            let cluster = match load_machines(a.machines.as_deref()) {
+                Ok(c) => c,
+                Err(e) => return fail(2, e),
+            };
+            let mut params = match a.gossip.params() {
+                Ok(p) => p,
+                Err(e) => return fail(2, e),
+            };
+            if a.mean_interval.is_zero() {
+                return fail(2, "--mean-interval must be above zero");
+            }
+            params.mean_interval = a.mean_interval;
+            params.generate = !a.no_generate;
+            let opts = dsys::gossip::cli::Options {
+                cluster,
+                name: a.name,
+                neighbors: a.neighbors,
+                params,
+                events: a.events,
+            };
+            match runtime.block_on(dsys::gossip::cli::run(opts)) {
+                Ok(()) => std::process::exit(0),
+                Err(e) => fail(e.exit_code() as u8, e),
+            }
+        }
         Command::Demo(DemoCommand::Tokenring(a)) => {
             let opts = tokenring::demo::Options {
                 nodes: a.nodes as usize,
@@ -428,7 +487,10 @@ fn sim_gossip(a: SimGossipArgs) -> Result<ExitCode, String> {
         }
     }
     if !(a.rate > 0.0 && a.rate.is_finite()) {
-        return Err(format!("--rate {}: words per second must be above 0", a.rate));
+        return Err(format!(
+            "--rate {}: words per second must be above 0",
+            a.rate
+        ));
     }
     let cluster = Cluster::loopback(a.nodes as usize, 50051);
     let mut o = SimOptions::new(a.nodes as usize, a.topology, a.seed);

@@ -4,6 +4,7 @@
 //! into time-ordered [`Record`]s; each algorithm's checker is a typed core
 //! that the simulator tests feed directly and `dsys check` feeds from files.
 
+pub mod gossip;
 pub mod tokenring;
 
 use std::io::{BufRead, BufReader};

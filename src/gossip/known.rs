@@ -31,7 +31,9 @@ impl SeqSet {
             .next_back()
             .filter(|&(_, &end)| end + 1 == s)
             .map(|(&start, _)| start);
-        let after = s.checked_add(1).and_then(|n| self.ranges.get(&n).copied().map(|e| (n, e)));
+        let after = s
+            .checked_add(1)
+            .and_then(|n| self.ranges.get(&n).copied().map(|e| (n, e)));
         match (before, after) {
             (Some(b), Some((a, e))) => {
                 self.ranges.remove(&a);
@@ -101,7 +103,10 @@ mod tests {
             assert!(s.insert(x));
         }
         assert!(!s.insert(6));
-        assert_eq!(s.ranges().collect::<Vec<_>>(), vec![(1, 2), (5, 7), (10, 10)]);
+        assert_eq!(
+            s.ranges().collect::<Vec<_>>(),
+            vec![(1, 2), (5, 7), (10, 10)]
+        );
         assert!(s.contains(7) && !s.contains(8) && !s.contains(0));
         assert_eq!(s.len(), 6);
         assert!(s.insert(u64::MAX));

@@ -37,8 +37,10 @@ pub struct Params {
     pub interval: Duration,
     /// Anti-entropy interval.
     pub anti_entropy: Duration,
-    /// Mean time between generated words (exponential); `None`: no generator.
-    pub mean_interval: Option<Duration>,
+    /// Mean time between generated words (exponential inter-arrival times).
+    pub mean_interval: Duration,
+    /// Whether the generator starts on (`gen on|off` switches it).
+    pub generate: bool,
     /// How long a `Link` may go unanswered.
     pub link_timeout: Duration,
 }
@@ -47,10 +49,11 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             fanout: None,
-            k: 2,
+            k: 4,
             interval: Duration::from_millis(100),
             anti_entropy: Duration::from_secs(2),
-            mean_interval: Some(Duration::from_secs(30)),
+            mean_interval: Duration::from_secs(30),
+            generate: true,
             link_timeout: Duration::from_secs(2),
         }
     }
@@ -59,7 +62,10 @@ impl Default for Params {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cmd {
     /// Link with a peer; `persistent` keeps trying while it is down.
-    Add { peer: NodeId, persistent: bool },
+    Add {
+        peer: NodeId,
+        persistent: bool,
+    },
     Remove(NodeId),
     /// Inject a word now.
     Say(String),
@@ -113,7 +119,7 @@ impl Gossip {
     ) -> Self {
         Gossip {
             me,
-            generating: params.mean_interval.is_some(),
+            generating: params.generate,
             p: params,
             rng,
             words_list,
@@ -150,7 +156,12 @@ impl Gossip {
     }
 
     fn learn(&mut self, word: Word, from: Option<NodeId>, out: &mut Out<Self>) -> bool {
-        if !self.known.entry(word.id.origin).or_default().insert(word.id.seq) {
+        if !self
+            .known
+            .entry(word.id.origin)
+            .or_default()
+            .insert(word.id.seq)
+        {
             return false;
         }
         let pending: BTreeSet<NodeId> = self
@@ -187,11 +198,14 @@ impl Gossip {
 
     fn arm_generator(&mut self, out: &mut Out<Self>) {
         self.gen_epoch += 1;
-        if let (true, Some(mean)) = (self.generating, self.p.mean_interval) {
+        if self.generating && !self.p.mean_interval.is_zero() {
             let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
-            out.timer(mean.mul_f64(-u.ln()), Timer::Generate {
-                epoch: self.gen_epoch,
-            });
+            out.timer(
+                self.p.mean_interval.mul_f64(-u.ln()),
+                Timer::Generate {
+                    epoch: self.gen_epoch,
+                },
+            );
         }
     }
 
@@ -238,7 +252,13 @@ impl Gossip {
         out.timer(self.p.interval, Timer::Round);
     }
 
-    fn on_rumors(&mut self, from: NodeId, words: Vec<Word>, known: Vec<WordId>, out: &mut Out<Self>) {
+    fn on_rumors(
+        &mut self,
+        from: NodeId,
+        words: Vec<Word>,
+        known: Vec<WordId>,
+        out: &mut Out<Self>,
+    ) {
         for w in words {
             let id = w.id;
             if !self.learn(w, Some(from), out) {
@@ -434,7 +454,7 @@ impl Protocol for Gossip {
             }
             Cmd::Say(text) => self.make_word(text, out),
             Cmd::Generate(on) => {
-                self.generating = on && self.p.mean_interval.is_some();
+                self.generating = on;
                 self.arm_generator(out);
             }
             Cmd::Peers => out.note(Note::Peers {

@@ -8,6 +8,7 @@
 //! * `topology` — the shapes `sim` and `demo` build (grid, star, tree4, ...).
 //! * `simulate` — `dsys sim gossip`: the Maelstrom-style broadcast workload.
 
+pub mod cli;
 pub mod known;
 pub mod machine;
 pub mod msg;

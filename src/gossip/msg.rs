@@ -21,12 +21,21 @@ pub struct Word {
 pub enum Msg {
     /// Rumor mongering: this round's hot words for the receiver, plus
     /// feedback: words the receiver pushed to us that we already knew.
-    Rumors { words: Vec<Word>, known: Vec<WordId> },
+    Rumors {
+        words: Vec<Word>,
+        known: Vec<WordId>,
+    },
     /// Anti-entropy: what the sender has; `reply` asks for a repair back.
-    Digest { have: Digest, reply: bool },
+    Digest {
+        have: Digest,
+        reply: bool,
+    },
     /// Anti-entropy: words the receiver lacked, and (when the exchange goes
     /// on) the sender's digest so the receiver can repair it in turn.
-    Repair { words: Vec<Word>, have: Option<Digest> },
+    Repair {
+        words: Vec<Word>,
+        have: Option<Digest>,
+    },
     /// "Add me as a neighbor" (both ends of a link know each other).
     Link,
     LinkAck,

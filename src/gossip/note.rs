@@ -23,12 +23,25 @@ pub enum Note {
         text: String,
         from: Option<NodeId>,
     },
-    Linked { peer: NodeId },
-    LinkedBy { peer: NodeId },
-    AlreadyLinked { peer: NodeId },
-    LinkFailed { peer: NodeId, retrying: bool },
-    Unlinked { peer: NodeId },
-    UnlinkedBy { peer: NodeId },
+    Linked {
+        peer: NodeId,
+    },
+    LinkedBy {
+        peer: NodeId,
+    },
+    AlreadyLinked {
+        peer: NodeId,
+    },
+    LinkFailed {
+        peer: NodeId,
+        retrying: bool,
+    },
+    Unlinked {
+        peer: NodeId,
+    },
+    UnlinkedBy {
+        peer: NodeId,
+    },
     Refused(String),
     Peers {
         neighbors: Vec<NodeId>,
@@ -71,13 +84,9 @@ impl crate::node::Note for Note {
     fn line(&self, c: &Cluster) -> Option<String> {
         Some(match self {
             Note::Learned { id, text, from } => match from {
-                Some(f) => format!(
-                    "{} says {text:?} (word {}#{})",
-                    c.name(*f),
-                    c.name(id.origin),
-                    id.seq
-                ),
-                None => format!("new word here: {text:?} (word {}#{})", c.name(id.origin), id.seq),
+                Some(f) if *f == id.origin => format!("{} says {text:?}", c.name(*f)),
+                Some(f) => format!("{} says {text:?} (from {})", c.name(*f), c.name(id.origin)),
+                None => format!("new word here: {text:?}"),
             },
             Note::Linked { peer } => format!("linked with {}", c.name(*peer)),
             Note::LinkedBy { peer } => format!("{} linked with us", c.name(*peer)),
@@ -85,11 +94,17 @@ impl crate::node::Note for Note {
             Note::LinkFailed {
                 peer,
                 retrying: true,
-            } => format!("{} does not answer; will keep trying to link", c.name(*peer)),
+            } => format!(
+                "{} does not answer; will keep trying to link",
+                c.name(*peer)
+            ),
             Note::LinkFailed {
                 peer,
                 retrying: false,
-            } => format!("{} does not answer (is it running?); not linked", c.name(*peer)),
+            } => format!(
+                "{} does not answer (is it running?); not linked",
+                c.name(*peer)
+            ),
             Note::Unlinked { peer } => format!("removed {}", c.name(*peer)),
             Note::UnlinkedBy { peer } => format!("{} removed us", c.name(*peer)),
             Note::Refused(why) => why.clone(),

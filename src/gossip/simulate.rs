@@ -104,7 +104,7 @@ pub fn run(o: &SimOptions) -> std::io::Result<SimSummary> {
     let mut topo_rng = Rng::seed_from_u64(o.seed ^ 0x70b0_1091);
     let graph = build(o.topology, o.nodes, &mut topo_rng);
     let mut params = o.params.clone();
-    params.mean_interval = Some(Duration::from_secs_f64(o.nodes as f64 / o.rate.max(1e-9)));
+    params.mean_interval = Duration::from_secs_f64(o.nodes as f64 / o.rate.max(1e-9));
     let list = word_list();
     let mut sim = Sim::new(cluster, o.net.clone(), o.seed, move |me, rng, now| {
         Gossip::new(
@@ -150,11 +150,16 @@ pub fn run(o: &SimOptions) -> std::io::Result<SimSummary> {
         .unwrap_or_default();
     sim.run_until(o.duration.max(last_fault), |sim, h| t.observe(sim.now(), h));
     let deadline = sim.now() + o.grace;
-    let live = |sim: &Sim<Gossip>| -> Vec<NodeId> { sim.cluster().ids().filter(|&i| sim.is_up(i)).collect() };
+    let live = |sim: &Sim<Gossip>| -> Vec<NodeId> {
+        sim.cluster().ids().filter(|&i| sim.is_up(i)).collect()
+    };
     let complete = |sim: &Sim<Gossip>, born: &BTreeMap<WordId, Duration>| {
         let live = live(sim);
         born.keys().all(|&w| {
-            let knowers = live.iter().filter(|&&n| sim.machine(n).is_some_and(|m| m.knows(w))).count();
+            let knowers = live
+                .iter()
+                .filter(|&&n| sim.machine(n).is_some_and(|m| m.knows(w)))
+                .count();
             knowers == 0 || knowers == live.len()
         })
     };
@@ -169,7 +174,10 @@ pub fn run(o: &SimOptions) -> std::io::Result<SimSummary> {
     let mut lost = Vec::new();
     let mut died = 0;
     for (&w, &t0) in &t.born {
-        let times: Vec<Duration> = live.iter().filter_map(|n| t.learned[n.index()].get(&w).copied()).collect();
+        let times: Vec<Duration> = live
+            .iter()
+            .filter_map(|n| t.learned[n.index()].get(&w).copied())
+            .collect();
         if times.is_empty() {
             died += 1;
         } else if times.len() < live.len() {

@@ -228,14 +228,19 @@ impl Wire for crate::gossip::Msg {
             Msg::Repair { words, have } => Kind::Repair(pb::Repair {
                 words: words.iter().map(|w| gs::word_to(c, w)).collect(),
                 has_digest: have.is_some(),
-                have: have.as_ref().map(|d| gs::digest_to(c, d)).unwrap_or_default(),
+                have: have
+                    .as_ref()
+                    .map(|d| gs::digest_to(c, d))
+                    .unwrap_or_default(),
             }),
             Msg::Link => Kind::Link(pb::GossipLink {}),
             Msg::LinkAck => Kind::LinkAck(pb::GossipLinkAck {}),
             Msg::Unlink => Kind::Unlink(pb::GossipUnlink {}),
         };
         pb::Envelope {
-            body: Some(pb::envelope::Body::Gossip(pb::GossipMsg { kind: Some(kind) })),
+            body: Some(pb::envelope::Body::Gossip(pb::GossipMsg {
+                kind: Some(kind),
+            })),
         }
     }
 
@@ -374,7 +379,10 @@ mod tests {
         }
         // A token-ring message reaching a gossip node is an error, not a panic.
         let t = Msg::Rejoin.encode(&c);
-        assert!(matches!(G::decode(t, &c), Err(DecodeError::WrongAlgorithm(_))));
+        assert!(matches!(
+            G::decode(t, &c),
+            Err(DecodeError::WrongAlgorithm(_))
+        ));
     }
 
     #[test]

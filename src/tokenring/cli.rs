@@ -262,7 +262,7 @@ fn print_links(c: &Cluster, me: NodeId, next: NodeId, links: &crate::net::LinkTa
 }
 
 /// SIGTERM as a stream (a never-firing one where signals are unavailable).
-fn signal_stream() -> mpsc::UnboundedReceiver<()> {
+pub fn signal_stream() -> mpsc::UnboundedReceiver<()> {
     let (tx, rx) = mpsc::unbounded_channel();
     #[cfg(unix)]
     tokio::spawn(async move {
