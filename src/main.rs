@@ -129,6 +129,23 @@ struct GossipArgs {
 enum DemoCommand {
     /// Token ring: start, random lock/unlock, one node killed and restarted
     Tokenring(DemoArgs),
+    /// Gossip: words spreading over a printed topology, one node killed and restarted
+    Gossip(DemoGossipArgs),
+}
+
+#[derive(Args)]
+struct DemoGossipArgs {
+    /// Number of nodes (3 to 6 with the built-in ports)
+    #[arg(short = 'n', long = "nodes", default_value_t = 5, value_parser = clap::value_parser!(u32).range(3..=6))]
+    nodes: u32,
+    /// How long the demo runs
+    #[arg(long, default_value = "20s", value_parser = duration)]
+    duration: Duration,
+    #[arg(long, value_enum, default_value_t = Topology::Random)]
+    topology: Topology,
+    /// Write events as JSON lines to FILE (default: a temporary file)
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -284,6 +301,12 @@ struct SimArgs {
 
 #[derive(Subcommand)]
 enum CheckCommand {
+    /// Every word reached every live node; coverage, messages per word, spread latency
+    Gossip {
+        /// Event files (one per node, or one with all nodes)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// No two nodes in the critical section at once; reports locks never granted
     Tokenring {
         /// Event files (one per node, or one with all nodes)
@@ -395,6 +418,19 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(1, e),
         },
+        Command::Demo(DemoCommand::Gossip(a)) => {
+            let opts = dsys::gossip::demo::Options {
+                nodes: a.nodes as usize,
+                duration: a.duration,
+                topology: a.topology,
+                events: a.events,
+            };
+            match runtime.block_on(dsys::gossip::demo::run(opts)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => fail(1, e),
+            }
+        }
         Command::Sim(SimCommand::Gossip(a)) => match sim_gossip(a) {
             Ok(code) => code,
             Err(e) => fail(2, e),
@@ -403,6 +439,19 @@ fn main() -> ExitCode {
             Ok(code) => code,
             Err(e) => fail(2, e),
         },
+        Command::Check(CheckCommand::Gossip { files }) => {
+            let records = match dsys::check::read_files(&files) {
+                Ok(r) => r,
+                Err(e) => return fail(2, e),
+            };
+            let coverage = dsys::check::gossip::check(&records);
+            print!("{}", dsys::check::gossip::render(&coverage));
+            if coverage.lost.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Command::Check(CheckCommand::Tokenring { files }) => {
             let records = match dsys::check::read_files(&files) {
                 Ok(r) => r,

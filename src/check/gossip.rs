@@ -4,7 +4,8 @@
 //! A word is `(origin, seq)`. A node's knowledge dies with it (`crash`), so
 //! a node alive at the end must have learned each word in its current life.
 //! A word no live node knows (everyone who had it crashed) is reported apart
-//! from lost words: nothing alive could have passed it on.
+//! from lost words: nothing alive could have passed it on. Spread latency
+//! counts the nodes that were up when the word was born.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -34,6 +35,8 @@ pub fn check(records: &[Record]) -> Coverage {
     let mut first_seen: BTreeMap<WordKey, u64> = BTreeMap::new();
     let mut learned: BTreeMap<String, BTreeMap<WordKey, u64>> = BTreeMap::new();
     let mut dead: BTreeSet<String> = BTreeSet::new();
+    // When each node's current life began (a restart forgets everything).
+    let mut life_start: BTreeMap<String, u64> = BTreeMap::new();
     let mut messages = 0;
     for r in records {
         match r.event.as_str() {
@@ -58,6 +61,7 @@ pub fn check(records: &[Record]) -> Coverage {
             }
             "restart" => {
                 dead.remove(&r.node);
+                life_start.insert(r.node.clone(), r.t_us);
             }
             "send" => messages += 1,
             _ => {
@@ -84,7 +88,11 @@ pub fn check(records: &[Record]) -> Coverage {
             match learned.get(n).and_then(|m| m.get(w)) {
                 Some(&t) => {
                     have_pairs += 1;
-                    last = last.max(t);
+                    // A node restarted after the word was born catches up by
+                    // anti-entropy; that is recovery, not spread latency.
+                    if life_start.get(n).is_none_or(|&s| s <= t0) {
+                        last = last.max(t);
+                    }
                 }
                 None => missing.push(n.clone()),
             }

@@ -7,8 +7,12 @@
 //! * `note`     — what the machine reports: console lines and events.
 //! * `topology` — the shapes `sim` and `demo` build (grid, star, tree4, ...).
 //! * `simulate` — `dsys sim gossip`: the Maelstrom-style broadcast workload.
+//! * `cli`      — the interactive node: prompts and commands.
+//! * `demo`     — `dsys demo gossip`: real nodes in one process, with a crash.
+//! * `report`   — results for people.
 
 pub mod cli;
+pub mod demo;
 pub mod known;
 pub mod machine;
 pub mod msg;

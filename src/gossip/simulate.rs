@@ -140,6 +140,7 @@ pub fn run(o: &SimOptions) -> std::io::Result<SimSummary> {
     let mut t = Tracker {
         born: BTreeMap::new(),
         learned: vec![BTreeMap::new(); o.nodes],
+        life_start: vec![Duration::ZERO; o.nodes],
     };
     let last_fault = o
         .crashes
@@ -201,6 +202,7 @@ pub fn run(o: &SimOptions) -> std::io::Result<SimSummary> {
 struct Tracker {
     born: BTreeMap<WordId, Duration>,
     learned: Vec<BTreeMap<WordId, Duration>>,
+    life_start: Vec<Duration>,
 }
 
 impl Tracker {
@@ -213,6 +215,7 @@ impl Tracker {
                 self.learned[n.index()].insert(id, now);
             }
             Happening::Crash(n) => self.learned[n.index()].clear(),
+            Happening::Restart(n) => self.life_start[n.index()] = now,
             _ => {}
         }
     }

@@ -29,7 +29,7 @@ pub struct Options {
 
 /// The first `n` machines of the built-in config, or the same names on free
 /// ports if those are taken (another demo, or nodes started by hand).
-fn demo_cluster(n: usize) -> std::io::Result<Cluster> {
+pub fn demo_cluster(n: usize) -> std::io::Result<Cluster> {
     let builtin = Cluster::parse(Path::new("<built-in machines.txt>"), DEFAULT_MACHINES)
         .map_err(std::io::Error::other)?;
     let free = builtin
