@@ -194,7 +194,10 @@ pub async fn run(o: Options) -> Result<(), CliError> {
         });
     }
     if prompted || (o.neighbors.is_none() && std::io::stdin().is_terminal()) {
-        prompt_neighbors(&c, me, &node, &mut lines, &mut link_rx).await?;
+        // End of input here stops the questions, not the node.
+        if let Err(e) = prompt_neighbors(&c, me, &node, &mut lines, &mut link_rx).await {
+            println!("{e}: not asking for more neighbors (`add NAME` still works)");
+        }
     }
     if o.params.generate {
         println!(
@@ -232,6 +235,7 @@ async fn prompt_neighbors(
         }
     };
     let mut added = 0;
+    let mut chosen = std::collections::BTreeSet::new();
     while added < count {
         let a = ask(lines, &format!("node {} of {count} to add", added + 1)).await?;
         let Some(peer) = c.id(&a) else {
@@ -243,6 +247,10 @@ async fn prompt_neighbors(
         };
         if peer == me {
             println!("that is this node; pick another");
+            continue;
+        }
+        if chosen.contains(&peer) {
+            println!("{} is added already; pick another", c.name(peer));
             continue;
         }
         let _ = node.commands.send(Cmd::Add {
@@ -257,8 +265,11 @@ async fn prompt_neighbors(
             }
         };
         match outcome {
-            LinkResult::Linked => added += 1,
-            LinkResult::Already => println!("pick another"),
+            // Already linked: it added us first, which is what we wanted.
+            LinkResult::Linked | LinkResult::Already => {
+                chosen.insert(peer);
+                added += 1;
+            }
             LinkResult::Failed => println!("pick another, or start {} and try again", c.name(peer)),
         }
     }

@@ -176,7 +176,7 @@ pub async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
     }
     let _ = demo_log.flush();
     drop(demo_log);
-    let records = crate::check::read_files(&[events_path.clone()])?;
+    let records = crate::check::read_files(std::slice::from_ref(&events_path))?;
     let coverage = crate::check::gossip::check(&records);
     println!("--- verdict ---");
     print!("{}", crate::check::gossip::render(&coverage));

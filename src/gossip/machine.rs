@@ -324,18 +324,20 @@ impl Gossip {
         }
     }
 
+    /// `peer` is a neighbor now. `by_peer`: it asked (a `Link` arrived);
+    /// otherwise it answered our `Link`. If we were adding it ourselves, our
+    /// add is done either way (two nodes adding each other at once).
     fn linked(&mut self, peer: NodeId, by_peer: bool, out: &mut Out<Self>) {
-        self.linking.remove(&peer);
+        let was_adding = self.linking.remove(&peer).is_some();
         self.retrying.remove(&peer);
-        if self.neighbors.insert(peer) {
-            out.note(if by_peer {
-                Note::LinkedBy { peer }
-            } else {
-                Note::Linked { peer }
-            });
+        let new = self.neighbors.insert(peer);
+        if new {
             self.exchange_with(peer, out);
-        } else if !by_peer {
+        }
+        if was_adding || !by_peer {
             out.note(Note::Linked { peer });
+        } else if new {
+            out.note(Note::LinkedBy { peer });
         }
     }
 }
@@ -384,7 +386,7 @@ impl Protocol for Gossip {
                 self.linked(from, true, out);
             }
             Msg::LinkAck => {
-                if self.linking.contains_key(&from) || !self.neighbors.contains(&from) {
+                if self.linking.contains_key(&from) {
                     self.linked(from, false, out);
                 }
             }

@@ -121,6 +121,16 @@ impl Proc {
         );
     }
 
+    /// Panics with the node's output unless `n` lines contain `needle`.
+    pub fn expect_n(&self, needle: &str, n: usize, secs: u64) {
+        assert!(
+            self.wait_for_n(needle, n, secs),
+            "{}: printed {needle:?} fewer than {n} times; output:\n{}",
+            self.name,
+            self.lines().join("\n")
+        );
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
