@@ -491,3 +491,183 @@ impl Protocol for Gossip {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::node::Effect;
+
+    const A: NodeId = NodeId(0);
+    const B: NodeId = NodeId(1);
+    const C: NodeId = NodeId(2);
+    const WORDS: &[&str] = &["otter"];
+
+    /// Three nodes in a line A - B - C, messages delivered by hand.
+    struct Net {
+        m: Vec<Gossip>,
+        wire: VecDeque<(NodeId, NodeId, Msg)>,
+        notes: Vec<(NodeId, Note)>,
+    }
+
+    impl Net {
+        fn line() -> Net {
+            let p = Params {
+                generate: false,
+                ..Params::default()
+            };
+            let n = |me: NodeId, ns: &[NodeId]| {
+                Gossip::new(
+                    me,
+                    ns.to_vec(),
+                    1,
+                    p.clone(),
+                    WORDS,
+                    Rng::seed_from_u64(me.0 as u64),
+                )
+            };
+            Net {
+                m: vec![n(A, &[B]), n(B, &[A, C]), n(C, &[B])],
+                wire: VecDeque::new(),
+                notes: Vec::new(),
+            }
+        }
+
+        fn step(&mut self, n: NodeId, f: impl FnOnce(&mut Gossip, &mut Out<Gossip>)) {
+            let mut out = Out::new(Duration::ZERO);
+            f(&mut self.m[n.index()], &mut out);
+            for e in out.drain() {
+                match e {
+                    Effect::Send { to, msg } => self.wire.push_back((n, to, msg)),
+                    Effect::Note(x) => self.notes.push((n, x)),
+                    Effect::Timer { .. } => {}
+                }
+            }
+        }
+
+        fn deliver_all(&mut self) {
+            while let Some((from, to, msg)) = self.wire.pop_front() {
+                self.step(to, |m, out| m.on_message(from, msg, out));
+            }
+        }
+
+        fn round_all(&mut self) {
+            for i in 0..3 {
+                self.step(NodeId(i), |m, out| m.on_timer(Timer::Round, out));
+            }
+        }
+    }
+
+    #[test]
+    fn a_word_crosses_the_line_in_batched_rounds_and_goes_cold() {
+        let mut net = Net::line();
+        net.step(A, |m, out| m.on_command(Cmd::Say("hi".into()), out));
+        net.step(A, |m, out| m.on_command(Cmd::Say("there".into()), out));
+        net.round_all();
+        // Both words travel to B in one message.
+        assert_eq!(net.wire.len(), 1);
+        assert!(matches!(&net.wire[0].2, Msg::Rumors { words, .. } if words.len() == 2));
+        net.deliver_all();
+        net.round_all();
+        net.deliver_all();
+        assert_eq!(net.m[2].word_count(), 2);
+        let from_b = net
+            .notes
+            .iter()
+            .filter(|(n, x)| *n == C && matches!(x, Note::Learned { from: Some(f), .. } if *f == B))
+            .count();
+        assert_eq!(from_b, 2, "C learned both from B");
+        // Everyone told every neighbor: nothing is hot, rounds are silent.
+        net.round_all();
+        assert!(net.wire.is_empty(), "{:?}", net.wire);
+    }
+
+    #[test]
+    fn anti_entropy_repairs_what_rumors_missed_both_ways() {
+        let mut net = Net::line();
+        net.step(A, |m, out| m.on_command(Cmd::Say("a-word".into()), out));
+        net.step(B, |m, out| m.on_command(Cmd::Say("b-word".into()), out));
+        net.round_all();
+        net.wire.clear(); // every rumor lost
+        let sent = |n: &Net| n.m[0].sent + n.m[1].sent;
+        let before = sent(&net);
+        net.step(A, |m, out| m.exchange_with(B, out));
+        net.deliver_all();
+        assert_eq!(net.m[0].word_count(), 2);
+        assert_eq!(net.m[1].word_count(), 2);
+        // Three messages: digest, repair with digest, repair.
+        assert_eq!(sent(&net) - before, 3);
+    }
+
+    #[test]
+    fn feedback_makes_a_node_lose_interest_with_probability_one_over_k() {
+        let p = Params {
+            generate: false,
+            k: 1,
+            ..Params::default()
+        };
+        let mut g = Gossip::new(A, [B, C], 1, p, WORDS, Rng::seed_from_u64(1));
+        let mut out = Out::new(Duration::ZERO);
+        g.on_command(Cmd::Say("x".into()), &mut out);
+        let id = WordId { origin: A, seq: 1 };
+        assert!(g.hot.contains_key(&id));
+        // B says it already knew it: with k = 1, interest is lost at once.
+        g.on_message(
+            B,
+            Msg::Rumors {
+                words: vec![],
+                known: vec![id],
+            },
+            &mut out,
+        );
+        assert!(!g.hot.contains_key(&id));
+    }
+
+    #[test]
+    fn two_nodes_adding_each_other_at_once_both_end_linked() {
+        let p = Params {
+            generate: false,
+            ..Params::default()
+        };
+        let mut net = Net {
+            m: vec![
+                Gossip::new(A, [], 1, p.clone(), WORDS, Rng::seed_from_u64(1)),
+                Gossip::new(B, [], 1, p, WORDS, Rng::seed_from_u64(2)),
+            ],
+            wire: VecDeque::new(),
+            notes: Vec::new(),
+        };
+        net.step(A, |m, out| {
+            m.on_command(
+                Cmd::Add {
+                    peer: B,
+                    persistent: false,
+                },
+                out,
+            )
+        });
+        net.step(B, |m, out| {
+            m.on_command(
+                Cmd::Add {
+                    peer: A,
+                    persistent: false,
+                },
+                out,
+            )
+        });
+        net.deliver_all();
+        assert!(net.m[0].neighbors().contains(&B) && net.m[1].neighbors().contains(&A));
+        for n in [A, B] {
+            assert!(
+                net.notes
+                    .iter()
+                    .any(|(x, note)| *x == n && matches!(note, Note::Linked { .. })),
+                "{n:?}'s own add is reported done: {:?}",
+                net.notes
+            );
+        }
+    }
+}
