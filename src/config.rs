@@ -149,7 +149,7 @@ impl Cluster {
                 })
                 .collect(),
         );
-        Cluster::parse(Path::new("<generated>"), &text.to_string())
+        Cluster::parse(Path::new("the simulated cluster"), &text.to_string())
             .expect("generated loopback config is valid")
     }
 

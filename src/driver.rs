@@ -74,8 +74,14 @@ where
     pub commands: mpsc::UnboundedReceiver<P::Cmd>,
     pub sink: Sink<P::Note>,
     pub events: Option<EventLog>,
+    /// Turns true for a graceful stop.
     pub shutdown: watch::Receiver<bool>,
+    /// Stops the transport, once the last messages had a moment to leave.
+    pub net_stop: watch::Sender<bool>,
 }
+
+/// How long a stopping node leaves its links open for its last messages.
+const LAST_WORDS: Duration = Duration::from_millis(150);
 
 /// Runs the node until shutdown; returns its state machine.
 pub async fn run<P: Protocol>(mut node: NodeRun<P>) -> P
@@ -90,6 +96,9 @@ where
     let mut commands_open = true;
     let name = node.cluster.name(node.me).to_string();
 
+    if let Some(log) = &mut node.events {
+        let _ = log.write(wall_us(), &name, "start", &Default::default());
+    }
     node.machine.on_start(&mut out);
     apply(&mut node, &name, &mut out, &mut timers);
     loop {
@@ -133,9 +142,17 @@ where
         }
         apply(&mut node, &name, &mut out, &mut timers);
     }
+    out.set_now(started.elapsed());
+    node.machine.on_stop(&mut out);
+    let had_last_words = !out.is_empty();
+    apply(&mut node, &name, &mut out, &mut timers);
     if let Some(log) = &mut node.events {
         let _ = log.flush();
     }
+    if had_last_words {
+        tokio::time::sleep(LAST_WORDS).await;
+    }
+    let _ = node.net_stop.send(true);
     node.machine
 }
 
@@ -197,7 +214,10 @@ pub async fn launch<P: Protocol + Send + 'static>(
 where
     P::Msg: Wire,
 {
-    let (transport, inbox) = Transport::bind(cluster.clone(), me, shutdown.clone()).await?;
+    // The transport outlives the driver's own shutdown by a moment (see
+    // `LAST_WORDS`); dropping `net_stop` (an aborted node) stops it at once.
+    let (net_stop, net_stop_rx) = watch::channel(false);
+    let (transport, inbox) = Transport::bind(cluster.clone(), me, net_stop_rx).await?;
     let links = transport.links();
     let (commands, command_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(run(NodeRun {
@@ -210,6 +230,7 @@ where
         sink,
         events,
         shutdown,
+        net_stop,
     }));
     Ok(Running {
         commands,

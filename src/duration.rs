@@ -11,6 +11,11 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("{s:?} has no unit: write e.g. 250ms, 1s, 2m"))?;
+    // Compound forms like `1h30m` or `1m 30s`.
+    if s[split..].chars().any(|c| c.is_ascii_digit()) {
+        return humantime::parse_duration(s)
+            .map_err(|e| format!("{s:?} is not a duration ({e}): write e.g. 250ms, 1s, 1h30m"));
+    }
     let (num, unit) = s.split_at(split);
     let value: f64 = num
         .parse()
@@ -45,11 +50,13 @@ mod tests {
         assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse("0ms"), Ok(Duration::ZERO));
         assert_eq!(parse("0"), Ok(Duration::ZERO));
+        assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse("1m 30s"), Ok(Duration::from_secs(90)));
     }
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for bad in ["", "5", "ms", "1x", "-1s", "1.2.3s"] {
+        for bad in ["", "5", "ms", "1x", "-1s", "1.2.3s", "1h30x"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -181,7 +181,7 @@ struct SimGossipArgs {
     #[arg(long, value_enum, default_value_t = Topology::Star)]
     topology: Topology,
     /// Words per second over the whole cluster
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 100.0, allow_negative_numbers = true)]
     rate: f64,
     /// How long nodes generate words (virtual time)
     #[arg(long, default_value = "20s", value_parser = duration)]
@@ -192,9 +192,11 @@ struct SimGossipArgs {
     /// One-way message delay (2ms, 1ms..10ms, exp:2ms)
     #[arg(long, default_value = "100ms")]
     latency: String,
-    #[arg(long, default_value_t = 0.0)]
+    /// Probability that a message is lost
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     loss: f64,
-    #[arg(long, default_value_t = 0.0)]
+    /// Probability that a message is delivered twice
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     duplicate: f64,
     /// Split the cluster into random halves every other 10 s (healed at --duration)
     #[arg(long)]
@@ -277,10 +279,10 @@ struct SimArgs {
     #[arg(long, default_value = "200us..2ms")]
     latency: String,
     /// Probability that a message is lost
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     loss: f64,
     /// Probability that a message is delivered twice
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     duplicate: f64,
     /// Kill a node: NODE@TIME (repeatable)
     #[arg(long, value_name = "NODE@TIME")]
@@ -348,6 +350,15 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(2, e),
             };
+            if let (Some(n), Some(x)) = (&a.name, &a.next)
+                && n == x
+                && cluster.len() > 1
+            {
+                return fail(
+                    2,
+                    format!("--next {x}: the next node must be another node than this one"),
+                );
+            }
             let opts = tokenring::cli::Options {
                 cluster,
                 name: a.name,
@@ -444,6 +455,12 @@ fn main() -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(2, e),
             };
+            if !records.iter().any(|r| r.event == "learn") {
+                return fail(
+                    2,
+                    "no `learn` events in these files: are they from `dsys gossip --events`?",
+                );
+            }
             let coverage = dsys::check::gossip::check(&records);
             print!("{}", dsys::check::gossip::render(&coverage));
             if coverage.lost.is_empty() {
@@ -457,6 +474,15 @@ fn main() -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(2, e),
             };
+            if !records
+                .iter()
+                .any(|r| r.event.starts_with("cs_") || r.event == "token")
+            {
+                return fail(
+                    2,
+                    "no token-ring events (token, cs_enter, ...) in these files: are they from `dsys tokenring --events`?",
+                );
+            }
             let report = dsys::check::tokenring::check(&records);
             print!("{}", tokenring::report::render(&report));
             if report.safe() {
@@ -488,6 +514,7 @@ fn sim_tokenring(a: SimArgs) -> Result<ExitCode, String> {
     o.timing.hop_delay = a.hop_delay;
     o.crashes = parse_node_times(&cluster, &a.crash, "--crash")?;
     o.restarts = parse_node_times(&cluster, &a.restart, "--restart")?;
+    check_faults(&cluster, &o.crashes, &o.restarts)?;
     o.partitions = a
         .partition
         .iter()
@@ -509,16 +536,19 @@ fn sim_tokenring(a: SimArgs) -> Result<ExitCode, String> {
     let mut kinds: Vec<_> = s.traffic.by_kind.iter().collect();
     kinds.sort();
     println!(
-        "messages: {} sent, {} delivered, {} lost ({})",
-        s.traffic.sent,
-        s.traffic.delivered,
-        s.traffic.lost,
-        kinds
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "messages: {} sent, {} delivered, {} lost or undeliverable",
+        s.traffic.sent, s.traffic.delivered, s.traffic.lost,
     );
+    if !kinds.is_empty() {
+        println!(
+            "sent by kind: {}",
+            kinds
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     print!("{}", tokenring::report::render(&s.report));
     Ok(if s.report.safe() && s.report.pending.is_empty() {
         ExitCode::SUCCESS
@@ -564,6 +594,7 @@ fn sim_gossip(a: SimGossipArgs) -> Result<ExitCode, String> {
         .collect::<Result<_, _>>()?;
     o.crashes = parse_node_times(&cluster, &a.crash, "--crash")?;
     o.restarts = parse_node_times(&cluster, &a.restart, "--restart")?;
+    check_faults(&cluster, &o.crashes, &o.restarts)?;
     o.events = a.events;
     let wall = std::time::Instant::now();
     let s = simulate::run(&o).map_err(|e| format!("cannot write events: {e}"))?;
@@ -581,6 +612,48 @@ fn sim_gossip(a: SimGossipArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Every restart must follow a crash of the same node (and come before
+/// that node's next crash): a schedule that is not a story is an error.
+fn check_faults(
+    c: &Cluster,
+    crashes: &[(dsys::node::NodeId, Duration)],
+    restarts: &[(dsys::node::NodeId, Duration)],
+) -> Result<(), String> {
+    for node in c.ids() {
+        let mut steps: Vec<(Duration, bool)> = crashes
+            .iter()
+            .filter(|(n, _)| *n == node)
+            .map(|&(_, t)| (t, true))
+            .chain(
+                restarts
+                    .iter()
+                    .filter(|(n, _)| *n == node)
+                    .map(|&(_, t)| (t, false)),
+            )
+            .collect();
+        steps.sort();
+        let mut down = false;
+        for (t, crash) in steps {
+            let name = c.name(node);
+            let at = format!("{:.3}s", t.as_secs_f64());
+            match (crash, down) {
+                (true, true) => {
+                    return Err(format!(
+                        "--crash {name}@{at}: {name} is down already (restart it first)"
+                    ));
+                }
+                (false, false) => {
+                    return Err(format!(
+                        "--restart {name}@{at}: {name} is not down then (crash it earlier with --crash)"
+                    ));
+                }
+                _ => down = crash,
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_node_times(

@@ -92,6 +92,9 @@ pub trait Protocol {
     fn on_command(&mut self, cmd: Self::Cmd, out: &mut Out<Self>);
     /// The transport connected to (`up`) or lost (`!up`) a peer.
     fn on_link(&mut self, _peer: NodeId, _up: bool, _out: &mut Out<Self>) {}
+    /// The node is shutting down on purpose (`quit`, Ctrl-C, SIGTERM): a last
+    /// chance to hand over what others need. A crash never calls this.
+    fn on_stop(&mut self, _out: &mut Out<Self>) {}
 }
 
 /// An effect the driver carries out after the state machine returns.

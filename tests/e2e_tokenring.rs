@@ -343,3 +343,27 @@ fn the_checker_names_overlapping_intervals() {
     assert_eq!(code, 2);
     assert!(err.contains("torn.jsonl:2"), "{err}");
 }
+
+#[test]
+fn quitting_inside_the_critical_section_hands_the_token_on() {
+    let mut ring = Ring::start("quit-in-cs", &["a", "b", "c"], "20ms");
+    ring.nodes[0].send("start");
+    ring.nodes[2].expect("token ", 10);
+    ring.nodes[0].send("lock");
+    ring.nodes[0].expect("entered the critical section", 15);
+    ring.nodes[0].send("quit");
+    ring.nodes[0].expect("left the critical section", 5);
+    assert_eq!(ring.nodes[0].wait_exit(10), Some(0));
+    // The token went on at once: b can get in, and nobody had to regenerate.
+    ring.nodes[1].send("lock");
+    ring.nodes[1].expect("entered the critical section", 15);
+    let regenerated: usize = ring.nodes[1..].iter().map(|n| n.count("regenerated")).sum();
+    assert_eq!(regenerated, 0, "{}", ring.nodes[1].lines().join("\n"));
+    ring.nodes[1].send("unlock");
+    for n in &mut ring.nodes[1..] {
+        n.send("quit");
+        n.wait_exit(10);
+    }
+    let (code, out) = ring.check();
+    assert_eq!(code, 0, "{out}");
+}

@@ -59,8 +59,11 @@ pub fn check(records: &[Record]) -> Coverage {
                 dead.insert(r.node.clone());
                 learned.entry(r.node.clone()).or_default().clear();
             }
-            "restart" => {
+            // A new life (simulator restart, or a real node starting again
+            // into the same file): it knows nothing of its earlier life.
+            "restart" | "start" => {
                 dead.remove(&r.node);
+                learned.entry(r.node.clone()).or_default().clear();
                 life_start.insert(r.node.clone(), r.t_us);
             }
             "send" => messages += 1,

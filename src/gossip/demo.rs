@@ -133,8 +133,9 @@ pub async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
                 }
                 if phase == 0 && now >= kill_at {
                     let n = &mut nodes[victim.index()];
-                    let _ = n.stop.send(true);
+                    // A crash, not a stop.
                     if let Some(r) = n.running.take() {
+                        r.task.abort();
                         let _ = r.task.await;
                     }
                     known.remove(&victim);

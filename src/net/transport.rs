@@ -12,7 +12,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use prost::Message as _;
@@ -75,13 +75,20 @@ pub enum LinkState {
     Down,
 }
 
-/// Outbound link states, shared with whoever shows `status`.
+/// Outbound link states, shared with whoever shows `status`, and a "this
+/// peer just dialed us" flag per peer that cuts a reconnect backoff short.
 #[derive(Debug)]
-pub struct LinkTable(Vec<AtomicU8>);
+pub struct LinkTable {
+    state: Vec<AtomicU8>,
+    heard_from: Vec<AtomicBool>,
+}
 
 impl LinkTable {
     fn new(n: usize) -> Self {
-        LinkTable((0..n).map(|_| AtomicU8::new(0)).collect())
+        LinkTable {
+            state: (0..n).map(|_| AtomicU8::new(0)).collect(),
+            heard_from: (0..n).map(|_| AtomicBool::new(false)).collect(),
+        }
     }
 
     fn set(&self, peer: NodeId, s: LinkState) -> LinkState {
@@ -90,11 +97,19 @@ impl LinkTable {
             LinkState::Up => 1,
             LinkState::Down => 2,
         };
-        decode_state(self.0[peer.index()].swap(v, Ordering::Relaxed))
+        decode_state(self.state[peer.index()].swap(v, Ordering::Relaxed))
     }
 
     pub fn get(&self, peer: NodeId) -> LinkState {
-        decode_state(self.0[peer.index()].load(Ordering::Relaxed))
+        decode_state(self.state[peer.index()].load(Ordering::Relaxed))
+    }
+
+    fn heard_from(&self, peer: NodeId) {
+        self.heard_from[peer.index()].store(true, Ordering::Relaxed);
+    }
+
+    fn take_heard_from(&self, peer: NodeId) -> bool {
+        self.heard_from[peer.index()].swap(false, Ordering::Relaxed)
     }
 }
 
@@ -138,9 +153,11 @@ impl<M: Wire> Transport<M> {
                 source,
             })?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let table = Arc::new(LinkTable::new(cluster.len()));
         let service = LinkService::<M> {
             cluster: cluster.clone(),
             inbox: tx.clone(),
+            table: table.clone(),
         };
         let incoming = TcpListenerStream::new(listener).map(|s| {
             if let Ok(s) = &s {
@@ -170,7 +187,7 @@ impl<M: Wire> Transport<M> {
                 me,
                 links: (0..n).map(|_| None).collect(),
                 events: tx,
-                table: Arc::new(LinkTable::new(n)),
+                table,
                 shutdown,
             },
             rx,
@@ -254,8 +271,9 @@ async fn link_task<M: Send>(ctx: LinkCtx<M>, mut queue: mpsc::UnboundedReceiver<
             m = queue.recv() => match m { Some(m) => m, None => return },
             _ = stopped(&mut shutdown) => return,
         };
-        if Instant::now() < retry_at {
-            // Still backing off from a failed connect: the peer is down.
+        if Instant::now() < retry_at && !ctx.table.take_heard_from(ctx.peer) {
+            // Still backing off from a failed connect: the peer is down
+            // (unless it has just dialed us, which proves it is back).
             continue;
         }
         let channel = match Endpoint::from_shared(format!("http://{}", ctx.addr)) {
@@ -336,6 +354,7 @@ async fn link_task<M: Send>(ctx: LinkCtx<M>, mut queue: mpsc::UnboundedReceiver<
 struct LinkService<M> {
     cluster: Arc<Cluster>,
     inbox: mpsc::UnboundedSender<Inbound<M>>,
+    table: Arc<LinkTable>,
 }
 
 #[tonic::async_trait]
@@ -370,6 +389,7 @@ impl<M: Wire> Node for LinkService<M> {
             ))
         })?;
         debug!(peer = %hello.from, ?remote, "inbound link");
+        self.table.heard_from(from);
         let mut frame = Some(first);
         while let Some(f) = frame.take() {
             for envelope in f.envelopes {

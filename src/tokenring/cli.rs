@@ -5,7 +5,7 @@
 use std::fs::OpenOptions;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, watch};
 
@@ -13,7 +13,7 @@ use super::run::{Launch, launch};
 use super::{Cmd, Note, Timing};
 use crate::config::Cluster;
 use crate::events::EventLog;
-use crate::net::LinkState;
+use crate::net::{LinkState, LinkTable};
 use crate::node::{NodeId, Note as _};
 
 pub struct Options {
@@ -43,12 +43,9 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// 2 for anything the user can fix in the command line or the files.
+    /// 2: all of these are fixed by the user (arguments, files, a busy port).
     pub fn exit_code(&self) -> i32 {
-        match self {
-            CliError::Net(_) => 1,
-            _ => 2,
-        }
+        2
     }
 }
 
@@ -168,6 +165,9 @@ pub async fn run(o: Options) -> Result<(), CliError> {
     let sink_cluster = cluster.clone();
     let my_name = cluster.name(me).to_string();
     let quiet = o.quiet;
+    // The link table exists once the node is up; `status` shows it.
+    let links_slot: Arc<OnceLock<Arc<LinkTable>>> = Arc::new(OnceLock::new());
+    let sink_links = links_slot.clone();
     let sink = Box::new(move |note: &Note| {
         if let (Note::CsEnter { hop, .. }, Some(f)) = (note, cs_log.as_mut()) {
             let now = humantime::format_rfc3339_micros(std::time::SystemTime::now());
@@ -178,6 +178,9 @@ pub async fn run(o: Options) -> Result<(), CliError> {
         }
         if let Some(line) = note.line(&sink_cluster) {
             println!("{line}");
+        }
+        if let Note::Status(st) = note {
+            print_links(&sink_cluster, me, st, sink_links.get());
         }
     });
     let node = launch(Launch {
@@ -190,6 +193,7 @@ pub async fn run(o: Options) -> Result<(), CliError> {
         shutdown: stop_rx,
     })
     .await?;
+    let _ = links_slot.set(node.links.clone());
     println!(
         "{} listening on {}, next is {}. Type `help` for commands.",
         cluster.name(me),
@@ -216,10 +220,6 @@ pub async fn run(o: Options) -> Result<(), CliError> {
                     continue;
                 };
                 match parse_line(&line) {
-                    Line::Cmd(Cmd::Status) => {
-                        let _ = node.commands.send(Cmd::Status);
-                        print_links(&cluster, me, next, &node.links);
-                    }
                     Line::Cmd(cmd) => {
                         let _ = node.commands.send(cmd);
                     }
@@ -239,22 +239,27 @@ pub async fn run(o: Options) -> Result<(), CliError> {
     Ok(())
 }
 
-fn print_links(c: &Cluster, me: NodeId, next: NodeId, links: &crate::net::LinkTable) {
-    let mut parts = Vec::new();
-    for id in c.ids().filter(|&i| i != me) {
-        let s = match links.get(id) {
-            LinkState::Up => "up",
-            LinkState::Down => "DOWN",
-            LinkState::Unused => continue,
-        };
-        parts.push(format!("{} {s}", c.name(id)));
+/// The links of this node's ring (before the ring is known: to `next`).
+fn print_links(c: &Cluster, me: NodeId, st: &super::note::Status, links: Option<&Arc<LinkTable>>) {
+    let mut members: Vec<NodeId> = st.ring.iter().copied().filter(|&n| n != me).collect();
+    if !members.contains(&st.next) && st.next != me {
+        members.push(st.next);
     }
-    println!("node: {} ({})", c.name(me), c.addr(me));
-    let _ = next;
+    let parts: Vec<String> = members
+        .iter()
+        .map(|&n| {
+            let state = match links.map(|l| l.get(n)) {
+                Some(LinkState::Up) => "up",
+                Some(LinkState::Down) => "DOWN",
+                _ => "not contacted yet",
+            };
+            format!("{} {state}", c.name(n))
+        })
+        .collect();
     println!(
         "links: {}",
         if parts.is_empty() {
-            "none used yet".to_string()
+            "none (a ring of one)".to_string()
         } else {
             parts.join(", ")
         }

@@ -106,12 +106,15 @@ pub async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
                 if let Ok(mut c) = check.lock() {
                     super::report::feed(&mut c, name, t, note);
                 }
-                if let Some(line) = note.line(&sink_cluster)
-                    && !matches!(
-                        note,
-                        Note::Token { .. } | Note::Status(_) | Note::LeaseRenewed { .. }
-                    )
-                {
+                let line = match note {
+                    Note::Token { .. } | Note::Status(_) | Note::LeaseRenewed { .. } => None,
+                    // Nobody types in the demo: no "type unlock" hint.
+                    Note::CsEnter { hop, .. } => {
+                        Some(format!("entered the critical section (token hop {hop})"))
+                    }
+                    other => other.line(&sink_cluster),
+                };
+                if let Some(line) = line {
                     println!("[{:5.1}s] {name}: {line}", started.elapsed().as_secs_f64());
                 }
                 let _ = tx.send((id, note.clone()));
@@ -138,7 +141,7 @@ pub async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
         nodes.push(start_node(id).await?);
     }
 
-    let stop_locks = o.duration.saturating_sub(Duration::from_secs(4));
+    let stop_locks = o.duration.saturating_sub(Duration::from_secs(3));
     let mut workload = Workload::new(wall_us(), stop_locks, timing.lease);
     let mut plan: BinaryHeap<Reverse<(Duration, u64, u32, Cmd)>> = BinaryHeap::new();
     let mut seq = 0;
@@ -150,7 +153,7 @@ pub async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
         schedule(&mut plan, at, node, cmd);
     }
     let crash_at = o.duration.mul_f64(0.4);
-    let restart_at = o.duration.mul_f64(0.6);
+    let restart_at = o.duration.mul_f64(0.5);
     let mut crashed: Option<NodeId> = None;
     let mut last_holder = ids[0];
     let end = started + o.duration;
@@ -196,8 +199,9 @@ pub async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
                 if crashed.is_none() && now >= crash_at && now < restart_at {
                     let victim = last_holder;
                     let node = &mut nodes[victim.index()];
-                    let _ = node.stop.send(true);
+                    // A crash, not a stop: no goodbye, the token goes down with it.
                     if let Some(r) = node.running.take() {
+                        r.task.abort();
                         let _ = r.task.await;
                     }
                     if let Ok(mut c) = check.lock() {

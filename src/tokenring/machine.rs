@@ -140,6 +140,8 @@ pub struct TokenRing {
     discovering: Option<u64>,
     discover_attempts: u64,
     walks_left: u32,
+    /// Said "waiting for a majority" for the current lock already.
+    warned_majority: bool,
 }
 
 /// How many times `start` walks the ring again when a walk does not return.
@@ -169,6 +171,7 @@ impl TokenRing {
             discovering: None,
             discover_attempts: 0,
             walks_left: 0,
+            warned_majority: false,
         }
     }
 
@@ -537,10 +540,10 @@ impl TokenRing {
             return;
         }
         if ring.contains(&self.me) || ring.len() >= self.cluster_size {
-            out.note(Note::Refused(format!(
-                "the ring walk came back here without reaching its origin: the `next` links form a loop that does not include node #{}",
-                origin.0
-            )));
+            // Say it once per walk, not once per retry.
+            if attempt % (WALK_RETRIES as u64 + 1) == 1 || ring.len() >= self.cluster_size {
+                out.note(Note::WalkLoop { origin });
+            }
             return;
         }
         ring.push(self.me);
@@ -679,7 +682,10 @@ impl TokenRing {
     /// pause (so two competing holders do not collide forever).
     fn give_up_round(&mut self, granted: usize, need: usize, round: u64, out: &mut Out<Self>) {
         self.release(out);
-        out.note(Note::WaitingForMajority { granted, need });
+        if !self.warned_majority {
+            self.warned_majority = true;
+            out.note(Note::WaitingForMajority { granted, need });
+        }
         let ms = self.rng.random_range(50..250);
         out.timer(Duration::from_millis(ms), Timer::Reacquire { round });
     }
@@ -754,6 +760,7 @@ impl TokenRing {
             return;
         }
         self.want_cs = true;
+        self.warned_majority = false;
         out.note(Note::LockRequested);
         if self.holding.is_some() {
             self.hold_seq += 1;
@@ -785,6 +792,7 @@ impl TokenRing {
     fn status(&self, out: &mut Out<Self>) {
         let now = out.now();
         out.note(Note::Status(Status {
+            me: self.me,
             next: self.next,
             ring: self.ring.clone(),
             generation: self.best.map(|(g, _)| g),
@@ -858,7 +866,10 @@ impl Protocol for TokenRing {
                     self.walks_left -= 1;
                     self.walk(out);
                 } else {
-                    out.note(Note::StartFailed);
+                    out.note(Note::StartFailed {
+                        origin: self.me,
+                        next: self.next,
+                    });
                 }
             }
             Timer::Reacquire { round }
@@ -877,6 +888,22 @@ impl Protocol for TokenRing {
             Cmd::Unlock => self.unlock(out),
             Cmd::Status => self.status(out),
         }
+    }
+
+    /// Leaving on purpose: out of the critical section, votes released, and
+    /// the token handed on now rather than lost with us.
+    fn on_stop(&mut self, out: &mut Out<Self>) {
+        self.want_cs = false;
+        match self.cs {
+            Cs::In { hop, .. } => {
+                out.note(Note::CsExit { hop, forced: false });
+                self.release(out);
+            }
+            Cs::Acquiring(_) => self.release(out),
+            Cs::Idle => {}
+        }
+        self.cs = Cs::Idle;
+        self.pass(out);
     }
 
     fn on_link(&mut self, peer: NodeId, up: bool, out: &mut Out<Self>) {

@@ -19,7 +19,15 @@ pub enum Note {
         generation: Gen,
         ring: Vec<NodeId>,
     },
-    StartFailed,
+    /// The `start` walk from `origin` via `next` never came back.
+    StartFailed {
+        origin: NodeId,
+        next: NodeId,
+    },
+    /// A walk from `origin` came back here: the `next` links loop without it.
+    WalkLoop {
+        origin: NodeId,
+    },
     TokenRegenerated {
         generation: Gen,
         hop: u64,
@@ -63,6 +71,7 @@ pub enum Note {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Status {
+    pub me: NodeId,
     pub next: NodeId,
     pub ring: Vec<NodeId>,
     pub generation: Option<Gen>,
@@ -127,7 +136,8 @@ impl crate::node::Note for Note {
                 .with("forced", *forced),
             Note::PeerDown { peer } => Event::new("peer_down").with("peer", c.name(*peer)),
             Note::PeerUp { peer } => Event::new("peer_up").with("peer", c.name(*peer)),
-            Note::StartFailed => Event::new("start_failed"),
+            Note::StartFailed { .. } => Event::new("start_failed"),
+            Note::WalkLoop { origin } => Event::new("walk_loop").with("origin", c.name(*origin)),
             Note::WaitingForMajority { granted, need } => Event::new("lease_refused")
                 .with("granted", *granted as u64)
                 .with("need", *need as u64),
@@ -150,7 +160,19 @@ impl crate::node::Note for Note {
                 gen_str(c, *generation),
                 names(c, ring).join(" -> ")
             ),
-            Note::StartFailed => "start failed: the ring walk did not come back; is every node of the ring running, and do the `next` links close the ring?".into(),
+            Note::StartFailed { origin, next } => format!(
+                "start failed: the ring walk ({} -> {} -> ... following each node's --next) did not come back to {} in 3 tries. Is every node of the ring running, and does following --next from {} lead back to it? (status on each node shows its next)",
+                c.name(*origin),
+                c.name(*next),
+                c.name(*origin),
+                c.name(*origin)
+            ),
+            Note::WalkLoop { origin } => format!(
+                "{}'s ring walk came back here without reaching {}: following --next from here loops without {}; check the --next of the nodes in between",
+                c.name(*origin),
+                c.name(*origin),
+                c.name(*origin)
+            ),
             Note::TokenRegenerated { generation, silent_for, .. } => format!(
                 "token lost (nothing heard for {:.1}s): regenerated it as generation {}",
                 silent_for.as_secs_f64(),
@@ -167,7 +189,7 @@ impl crate::node::Note for Note {
             Note::LockRequested => "waiting for the token to enter the critical section".into(),
             Note::LockCancelled => "lock request cancelled".into(),
             Note::WaitingForMajority { granted, need } => format!(
-                "could not get the critical-section lease ({granted} of {need} votes needed); retrying"
+                "waiting for a majority of the ring to let us in: {granted} of the {need} votes needed (some nodes are down, cut off, or another node is inside); will keep trying"
             ),
             Note::CsEnter { hop, .. } => {
                 format!("entered the critical section (token hop {hop}); type `unlock` to leave")
@@ -214,7 +236,9 @@ fn status_text(c: &Cluster, s: &Status) -> String {
         names(c, &s.suspects).join(", ")
     };
     format!(
-        "next: {}\nring: {ring}\ntoken: {token}\ncritical section: {cs}\nskipped as down: {suspects}\nmy lease vote: {}",
+        "node: {} ({})\nnext: {}\nring: {ring}\ntoken: {token}\ncritical section: {cs}\nskipped as down: {suspects}\nmy lease vote: {}",
+        c.name(s.me),
+        c.addr(s.me),
         c.name(s.next),
         s.lease_granted_to.map_or("free", |n| c.name(n)),
     )

@@ -84,7 +84,7 @@ impl Workload {
                 Vec::new()
             }
             // A person would try again.
-            Happening::Note(n, Note::StartFailed) => {
+            Happening::Note(n, Note::StartFailed { .. }) => {
                 vec![(now + Duration::from_secs(1), *n, Cmd::Start)]
             }
             // ... and, if the node they started from died first, from another.
