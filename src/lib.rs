@@ -5,6 +5,7 @@
 //! # Layout
 //! * `node`      — the state-machine contract: `Protocol`, `Out`, `Effect`, `NodeId`.
 //! * `config`    — `machines.txt` / `peers.json` loading and validation.
+//! * `cli`       — what the interactive nodes share: errors, stdin, signals.
 //! * `net`       — the gRPC transport: one FIFO stream per link, reconnects, codecs.
 //! * `driver`    — the tokio driver that runs one state machine on the transport.
 //! * `events`    — the JSON-lines event log (`--events FILE`).
@@ -12,8 +13,10 @@
 //! * `check`     — invariants over event logs (`dsys check`).
 //! * `duration`  — parsing `250ms`, `1s`, `2m` on the command line.
 //! * `tokenring` — token ring mutual exclusion.
+//! * `gossip`    — word dissemination by rumor mongering and anti-entropy.
 
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod duration;

@@ -495,22 +495,11 @@ fn main() -> ExitCode {
 }
 
 fn sim_tokenring(a: SimArgs) -> Result<ExitCode, String> {
-    use dsys::sim::{Latency, NetModel};
     use dsys::tokenring::simulate::{self, SimOptions};
-    for (flag, p) in [("--loss", a.loss), ("--duplicate", a.duplicate)] {
-        if !(0.0..=1.0).contains(&p) {
-            return Err(format!("{flag} {p}: a probability is between 0 and 1"));
-        }
-    }
     let cluster = simulate::sim_cluster(a.nodes as usize);
     let mut o = SimOptions::new(a.nodes as usize, a.seed, a.duration);
     o.settle = a.settle;
-    o.net = NetModel {
-        latency: Latency::parse(&a.latency).map_err(|e| format!("--latency: {e}"))?,
-        loss: a.loss,
-        duplicate: a.duplicate,
-        reorder: false,
-    };
+    o.net = net_model(&a.latency, a.loss, a.duplicate)?;
     o.timing.hop_delay = a.hop_delay;
     o.crashes = parse_node_times(&cluster, &a.crash, "--crash")?;
     o.restarts = parse_node_times(&cluster, &a.restart, "--restart")?;
@@ -559,12 +548,6 @@ fn sim_tokenring(a: SimArgs) -> Result<ExitCode, String> {
 
 fn sim_gossip(a: SimGossipArgs) -> Result<ExitCode, String> {
     use dsys::gossip::simulate::{self, SimOptions};
-    use dsys::sim::{Latency, NetModel};
-    for (flag, p) in [("--loss", a.loss), ("--duplicate", a.duplicate)] {
-        if !(0.0..=1.0).contains(&p) {
-            return Err(format!("{flag} {p}: a probability is between 0 and 1"));
-        }
-    }
     if !(a.rate > 0.0 && a.rate.is_finite()) {
         return Err(format!(
             "--rate {}: words per second must be above 0",
@@ -576,12 +559,7 @@ fn sim_gossip(a: SimGossipArgs) -> Result<ExitCode, String> {
     o.rate = a.rate;
     o.duration = a.duration;
     o.grace = a.grace;
-    o.net = NetModel {
-        latency: Latency::parse(&a.latency).map_err(|e| format!("--latency: {e}"))?,
-        loss: a.loss,
-        duplicate: a.duplicate,
-        reorder: false,
-    };
+    o.net = net_model(&a.latency, a.loss, a.duplicate)?;
     o.params = a.gossip.params()?;
     o.partition_nemesis = a.partition_nemesis;
     o.partitions = a
@@ -611,6 +589,21 @@ fn sim_gossip(a: SimGossipArgs) -> Result<ExitCode, String> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// The simulated network from the `--latency`, `--loss`, `--duplicate` flags.
+fn net_model(latency: &str, loss: f64, duplicate: f64) -> Result<dsys::sim::NetModel, String> {
+    for (flag, p) in [("--loss", loss), ("--duplicate", duplicate)] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(format!("{flag} {p}: a probability is between 0 and 1"));
+        }
+    }
+    Ok(dsys::sim::NetModel {
+        latency: dsys::sim::Latency::parse(latency).map_err(|e| format!("--latency: {e}"))?,
+        loss,
+        duplicate,
+        reorder: false,
     })
 }
 

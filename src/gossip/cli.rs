@@ -2,7 +2,7 @@
 //! to add (like the original toolkit), then reads commands line by line
 //! while words spread.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,12 +11,11 @@ use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
 
 use super::{Cmd, Gossip, Note, Params, word_list};
+use crate::cli::{CliError, open_events, signal_stream, stdin_lines};
 use crate::config::Cluster;
 use crate::driver::{self, Running};
-use crate::events::EventLog;
 use crate::net::{LinkState, LinkTable};
 use crate::node::{NodeId, Note as _, Rng};
-use crate::tokenring::cli::CliError;
 
 pub struct Options {
     pub cluster: Cluster,
@@ -36,20 +35,6 @@ const HELP: &str = "commands:
   status        counts: words, messages, rumors still hot
   help          this list
   quit          stop this node (Ctrl-C and SIGTERM do too)";
-
-/// Lines from stdin, read on a thread (stdin may be a terminal or a pipe).
-fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
 
 async fn ask(
     lines: &mut mpsc::UnboundedReceiver<String>,
@@ -120,13 +105,7 @@ pub async fn run(o: Options) -> Result<(), CliError> {
         }
         None => Vec::new(),
     };
-    let events = match &o.events {
-        Some(p) => Some(EventLog::create(p).map_err(|source| CliError::File {
-            file: p.clone(),
-            source,
-        })?),
-        None => None,
-    };
+    let events = open_events(o.events.as_ref())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (link_tx, mut link_rx) = mpsc::unbounded_channel::<(NodeId, LinkResult)>();
     let sink_cluster = c.clone();
@@ -282,7 +261,7 @@ async fn command_loop(
     node: &Running<Gossip>,
     lines: &mut mpsc::UnboundedReceiver<String>,
 ) {
-    let mut term = crate::tokenring::cli::signal_stream();
+    let mut term = signal_stream();
     let mut stdin_open = true;
     loop {
         tokio::select! {

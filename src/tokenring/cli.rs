@@ -7,12 +7,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::run::{Launch, launch};
 use super::{Cmd, Note, Timing};
+use crate::cli::{CliError, open_events, signal_stream, stdin_lines};
 use crate::config::Cluster;
-use crate::events::EventLog;
 use crate::net::{LinkState, LinkTable};
 use crate::node::{NodeId, Note as _};
 
@@ -25,28 +25,6 @@ pub struct Options {
     pub events: Option<PathBuf>,
     /// Do not print a `token N` line per hop.
     pub quiet: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error("{0}")]
-    Usage(String),
-    #[error("{file}: {source}")]
-    File {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Net(#[from] crate::net::NetError),
-}
-
-impl CliError {
-    /// 2: all of these are fixed by the user (arguments, files, a busy port).
-    pub fn exit_code(&self) -> i32 {
-        2
-    }
 }
 
 const HELP: &str = "commands:
@@ -141,13 +119,7 @@ fn resolve_names(o: &Options) -> Result<(NodeId, NodeId), CliError> {
 pub async fn run(o: Options) -> Result<(), CliError> {
     let (me, next) = resolve_names(&o)?;
     let cluster = Arc::new(o.cluster.clone());
-    let events = match &o.events {
-        Some(p) => Some(EventLog::create(p).map_err(|source| CliError::File {
-            file: p.clone(),
-            source,
-        })?),
-        None => None,
-    };
+    let events = open_events(o.events.as_ref())?;
     let mut cs_log = match &o.cs_log {
         Some(p) => Some(
             OpenOptions::new()
@@ -201,15 +173,7 @@ pub async fn run(o: Options) -> Result<(), CliError> {
         cluster.name(next)
     );
 
-    let (line_tx, mut lines) = mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if line_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut lines = stdin_lines();
     let mut stdin_open = true;
     let mut term = signal_stream();
     loop {
@@ -264,25 +228,6 @@ fn print_links(c: &Cluster, me: NodeId, st: &super::note::Status, links: Option<
             parts.join(", ")
         }
     );
-}
-
-/// SIGTERM as a stream (a never-firing one where signals are unavailable).
-pub fn signal_stream() -> mpsc::UnboundedReceiver<()> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut s) = signal(SignalKind::terminate()) {
-            while s.recv().await.is_some() {
-                if tx.send(()).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    #[cfg(not(unix))]
-    drop(tx);
-    rx
 }
 
 #[cfg(test)]
