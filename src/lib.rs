@@ -22,6 +22,7 @@ pub mod driver;
 pub mod duration;
 pub mod events;
 pub mod gossip;
+pub mod multicast;
 pub mod net;
 pub mod node;
 pub mod sim;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use dsys::config::{Cluster, DEFAULT_MACHINES};
 use dsys::gossip::topology::Topology;
@@ -20,7 +20,10 @@ use dsys::tokenring::{self, Timing};
     long_about = "Distributed algorithms run by real nodes over gRPC, a deterministic simulator, and checkers.\n\n\
 Quick start:\n  dsys demo tokenring              a 5-node ring in one process, with a crash, checked at the end\n  \
 dsys tokenring l1 --next l2       one node of a ring (start l2, l3... in other terminals)\n  \
-dsys sim tokenring --nodes 5      the same algorithm in virtual time, with faults\n\n\
+dsys sim tokenring --nodes 5      the same algorithm in virtual time, with faults\n  \
+dsys demo gossip                  words spreading through 5 nodes, with a crash, checked at the end\n  \
+dsys gossip                       one gossip node: asks for its name and neighbors\n  \
+dsys sim gossip                   the Gossip Glomers broadcast benchmark in virtual time\n\n\
 Durations are written like 250ms, 1s, 2m. Logs go to stderr; RUST_LOG=debug shows more."
 )]
 struct Cli {
@@ -176,8 +179,10 @@ Reports inter-node messages per word (Maelstrom's msgs-per-op is half of it, sin
 and spread latency: from a word's birth until the last live node learned it."
 )]
 struct SimGossipArgs {
+    /// Number of nodes (l1..lN)
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=1000))]
     nodes: u32,
+    /// Who links with whom (star: l1 is a hub linked to every other node)
     #[arg(long, value_enum, default_value_t = Topology::Star)]
     topology: Topology,
     /// Words per second over the whole cluster
@@ -201,16 +206,21 @@ struct SimGossipArgs {
     /// Split the cluster into random halves every other 10 s (healed at --duration)
     #[arg(long)]
     partition_nemesis: bool,
+    /// Cut links between two sides for a while: 'A,B|C,D@FROM-TO' (repeatable)
     #[arg(long, value_name = "SPEC")]
     partition: Vec<String>,
+    /// Kill a node: NODE@TIME (repeatable)
     #[arg(long, value_name = "NODE@TIME")]
     crash: Vec<String>,
+    /// Restart a killed node with no state: NODE@TIME (repeatable)
     #[arg(long, value_name = "NODE@TIME")]
     restart: Vec<String>,
     #[command(flatten)]
     gossip: GossipTuning,
+    /// Seed of every random choice: the same seed gives the same run
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Write all nodes' events (virtual t_us) as JSON lines to FILE
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
 }
@@ -225,10 +235,10 @@ struct GossipTuning {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     k: u32,
     /// Gossip round interval (batching window)
-    #[arg(long, default_value = "100ms", value_parser = duration)]
+    #[arg(long, default_value = "100ms", value_parser = duration, value_name = "DURATION")]
     interval: Duration,
     /// Anti-entropy interval (digest exchange with a random neighbor)
-    #[arg(long, default_value = "2s", value_parser = duration)]
+    #[arg(long, default_value = "2s", value_parser = duration, value_name = "DURATION")]
     anti_entropy_interval: Duration,
 }
 
@@ -554,6 +564,13 @@ fn sim_gossip(a: SimGossipArgs) -> Result<ExitCode, String> {
             a.rate
         ));
     }
+    let words = a.rate * a.duration.as_secs_f64();
+    if words > 1_000_000.0 {
+        return Err(format!(
+            "--rate {} for {:?} is about {words:.0} words; a run may make at most 1,000,000",
+            a.rate, a.duration
+        ));
+    }
     let cluster = Cluster::loopback(a.nodes as usize, 50051);
     let mut o = SimOptions::new(a.nodes as usize, a.topology, a.seed);
     o.rate = a.rate;
@@ -577,9 +594,11 @@ fn sim_gossip(a: SimGossipArgs) -> Result<ExitCode, String> {
     let wall = std::time::Instant::now();
     let s = simulate::run(&o).map_err(|e| format!("cannot write events: {e}"))?;
     println!(
-        "simulated {} nodes ({:?} topology) for {:.1}s of virtual time in {:.2}s (seed {})",
+        "simulated {} node(s) ({} topology) for {:.1}s of virtual time in {:.2}s (seed {})",
         a.nodes,
-        a.topology,
+        a.topology
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string()),
         s.virtual_time.as_secs_f64(),
         wall.elapsed().as_secs_f64(),
         a.seed

@@ -5,6 +5,7 @@
 //! that the simulator tests feed directly and `dsys check` feeds from files.
 
 pub mod gossip;
+pub mod multicast;
 pub mod tokenring;
 
 use std::io::{BufRead, BufReader};

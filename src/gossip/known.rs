@@ -53,6 +53,24 @@ impl SeqSet {
         true
     }
 
+    /// Does the set hold every number from `first` to `last`? (Yes when
+    /// `last < first`: the range is empty.)
+    pub fn contains_range(&self, first: u64, last: u64) -> bool {
+        last < first
+            || self
+                .ranges
+                .range(..=first)
+                .next_back()
+                .is_some_and(|(_, &end)| last <= end)
+    }
+
+    /// Adds every number from `first` to `last`.
+    pub fn insert_range(&mut self, first: u64, last: u64) {
+        if last >= first {
+            *self = SeqSet::from_ranges(self.ranges().chain([(first, last)]));
+        }
+    }
+
     pub fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.ranges.iter().map(|(&s, &e)| (s, e))
     }
@@ -108,6 +126,7 @@ mod tests {
             vec![(1, 2), (5, 7), (10, 10)]
         );
         assert!(s.contains(7) && !s.contains(8) && !s.contains(0));
+        assert!(s.contains_range(5, 7) && !s.contains_range(2, 5) && s.contains_range(9, 3));
         assert_eq!(s.len(), 6);
         assert!(s.insert(u64::MAX));
         assert_eq!(SeqSet::from_ranges(s.ranges()), s);

@@ -449,15 +449,21 @@ impl Protocol for Gossip {
                         pending.remove(&peer);
                     }
                     out.note(Note::Unlinked { peer });
+                } else if self.linking.remove(&peer).is_some() {
+                    self.retrying.remove(&peer);
+                    out.note(Note::StoppedLinking { peer });
                 } else {
-                    self.linking.remove(&peer);
-                    out.note(Note::Refused("not a neighbor".into()));
+                    out.note(Note::Refused("that node is not a neighbor".into()));
                 }
             }
             Cmd::Say(text) => self.make_word(text, out),
             Cmd::Generate(on) => {
                 self.generating = on;
                 self.arm_generator(out);
+                out.note(Note::Generator {
+                    on,
+                    mean: self.p.mean_interval,
+                });
             }
             Cmd::Peers => out.note(Note::Peers {
                 neighbors: self.neighbors.iter().copied().collect(),
@@ -485,9 +491,18 @@ impl Protocol for Gossip {
     }
 
     fn on_link(&mut self, peer: NodeId, up: bool, out: &mut Out<Self>) {
-        if up && self.neighbors.contains(&peer) {
-            // Back from a crash or a partition: catch up both ways now.
+        if !self.neighbors.contains(&peer) {
+            return;
+        }
+        if up {
+            out.note(Note::PeerUp { peer });
+            // Back from a crash or a partition. A restarted neighbor has
+            // forgotten us: link again so both ends know the link, and
+            // catch up both ways now.
+            self.send(peer, Msg::Link, out);
             self.exchange_with(peer, out);
+        } else {
+            out.note(Note::PeerDown { peer });
         }
     }
 }

@@ -42,6 +42,20 @@ pub enum Note {
     UnlinkedBy {
         peer: NodeId,
     },
+    /// Gave up linking with a node that never answered.
+    StoppedLinking {
+        peer: NodeId,
+    },
+    PeerDown {
+        peer: NodeId,
+    },
+    PeerUp {
+        peer: NodeId,
+    },
+    Generator {
+        on: bool,
+        mean: Duration,
+    },
     Refused(String),
     Peers {
         neighbors: Vec<NodeId>,
@@ -77,6 +91,8 @@ impl crate::node::Note for Note {
                 Event::new("unlink").with("peer", c.name(*peer))
             }
             Note::LinkFailed { peer, .. } => Event::new("link_failed").with("peer", c.name(*peer)),
+            Note::PeerDown { peer } => Event::new("peer_down").with("peer", c.name(*peer)),
+            Note::PeerUp { peer } => Event::new("peer_up").with("peer", c.name(*peer)),
             _ => return None,
         })
     }
@@ -108,6 +124,19 @@ impl crate::node::Note for Note {
             Note::Unlinked { peer } => format!("removed {}", c.name(*peer)),
             Note::UnlinkedBy { peer } => format!("{} removed us", c.name(*peer)),
             Note::Refused(why) => why.clone(),
+            Note::StoppedLinking { peer } => {
+                format!("stopped trying to link with {}", c.name(*peer))
+            }
+            Note::PeerDown { peer } => format!(
+                "neighbor {} is down: words for it wait, and it catches up when it is back",
+                c.name(*peer)
+            ),
+            Note::PeerUp { peer } => format!("neighbor {} is up", c.name(*peer)),
+            Note::Generator { on: true, mean } => format!(
+                "generating words, one every {:.1}s on average",
+                mean.as_secs_f64()
+            ),
+            Note::Generator { on: false, .. } => "not generating words".into(),
             Note::Peers { .. } | Note::Words(_) | Note::Status { .. } => return None,
         })
     }

@@ -243,7 +243,10 @@ impl<P: Protocol> Sim<P> {
                     || slot.machine.is_none()
                     || self.cut.contains(&(from, to))
                 {
+                    // The stream broke under it: like a gRPC client, the
+                    // sender hears the link went down.
                     self.traffic.lost += 1;
+                    self.link_broke(from, to);
                 } else {
                     self.traffic.delivered += 1;
                     self.drive(to, &mut happened, |m, out| m.on_message(from, msg, out));
@@ -377,31 +380,20 @@ impl<P: Protocol> Sim<P> {
                 msg.kind(),
             );
         }
-        let from_inc = self.slots[from.index()].incarnation;
         let reachable = self.slots[to.index()].machine.is_some() && !self.cut.contains(&(from, to));
         if !reachable {
-            self.traffic.lost += 1;
             // Like a failed connect: the sender hears "link down" once.
-            if self.believed_down.insert((from, to)) {
-                let at = self.now + self.net.latency.sample(&mut self.rng) * 2;
-                self.push(
-                    at,
-                    Item::Link {
-                        node: from,
-                        incarnation: from_inc,
-                        peer: to,
-                        up: false,
-                    },
-                );
-            }
+            self.traffic.lost += 1;
+            self.link_broke(from, to);
             return;
         }
         if self.believed_down.remove(&(from, to)) {
+            let incarnation = self.slots[from.index()].incarnation;
             self.push(
                 self.now,
                 Item::Link {
                     node: from,
-                    incarnation: from_inc,
+                    incarnation,
                     peer: to,
                     up: true,
                 },
@@ -434,6 +426,24 @@ impl<P: Protocol> Sim<P> {
                 },
             );
         }
+    }
+
+    /// `from` learns (once per outage) that its link to `to` is down.
+    fn link_broke(&mut self, from: NodeId, to: NodeId) {
+        if self.slots[from.index()].machine.is_none() || !self.believed_down.insert((from, to)) {
+            return;
+        }
+        let at = self.now + self.net.latency.sample(&mut self.rng) * 2;
+        let incarnation = self.slots[from.index()].incarnation;
+        self.push(
+            at,
+            Item::Link {
+                node: from,
+                incarnation,
+                peer: to,
+                up: false,
+            },
+        );
     }
 
     fn log_sim_event(&mut self, node: NodeId, event: &str) {

@@ -1,0 +1,610 @@
+//! Totally ordered multicast: Lamport clocks, a holdback queue ordered by
+//! (stamp, sender), and acknowledgements.
+//!
+//! * Every node sends each message to every member; links are FIFO (one
+//!   stream per direction), and a node resends what a peer has not acked
+//!   when the link comes back, so a reconnect loses nothing.
+//! * A message is delivered when it is at the head of the holdback queue and
+//!   every member has acked it. Acks are cumulative sets per (sender,
+//!   incarnation) and carry the acker's own last sequence number: an ack is
+//!   used only once everything its sender sent before it has arrived, so a
+//!   member's ack of `m` proves we hold all of its messages stamped below `m`.
+//! * Joining (every start is a join: a restart has lost all state): the node
+//!   asks every member for its clock and the stamp of its last delivery. Each
+//!   member relays the undelivered messages it holds, plus, to everyone, any
+//!   it holds from the joiner's earlier lives, then says `FlushDone`. The
+//!   joiner takes a clock above every clock it heard and a *cut*, the highest
+//!   delivery stamp it heard: it delivers exactly the messages stamped above
+//!   the cut, which is a suffix of everyone's order. Members need the
+//!   joiner's ack only above the cut; below it they need only that every
+//!   member finished relaying the joiner's earlier life (`FlushDone`).
+//! * A member that is down blocks delivery (messages wait, nothing is lost);
+//!   when it is back, everything is delivered everywhere in the same order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::msg::{Data, Msg};
+use super::note::Note;
+use crate::gossip::known::SeqSet;
+use crate::node::{NodeId, Out, Protocol};
+
+/// Send an ack at once after this many unacked arrivals (else when idle).
+const ACK_BATCH: usize = 64;
+const SYNC_RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cmd {
+    Send(String),
+    Status,
+}
+
+#[derive(Clone, Debug)]
+pub enum Timer {
+    AckFlush,
+    SyncRetry,
+    /// The link to `peer` went down: try it again with what it lacks.
+    Resend {
+        peer: NodeId,
+    },
+}
+
+/// How often a down peer is offered our unacked messages again.
+const RESEND_EVERY: Duration = Duration::from_millis(300);
+
+#[derive(Debug, Default)]
+struct Peer {
+    inc: Option<u64>,
+    /// Its data seqs (current incarnation) that arrived.
+    received: SeqSet,
+    /// A newer ack waiting for data it vouches for.
+    stash: Option<Stashed>,
+    /// Its join cut (current incarnation).
+    cut: Option<u64>,
+    /// Its answer to our join.
+    reply: Option<(u64, u64)>,
+    /// It (re)joined while we were up: its earlier lives must be flushed
+    /// (relayed by everyone) before its acks mean anything.
+    rejoined: bool,
+    /// The incarnation we relayed its earlier lives for (once each).
+    flushed_for: Option<u64>,
+}
+
+type Key = (u64, NodeId, u64);
+
+/// An ack kept until its sender's earlier data has arrived:
+/// (incarnation, last data seq, what it has).
+type Stashed = (u64, u64, Vec<(NodeId, u64, SeqSet)>);
+
+/// A `SyncReply`'s fields.
+struct Reply {
+    inc: u64,
+    clock: u64,
+    sent: u64,
+    delivered: u64,
+}
+
+pub struct Multicast {
+    me: NodeId,
+    members: Vec<NodeId>,
+    inc: u64,
+    clock: u64,
+    next_seq: u64,
+    joined: bool,
+    cut: u64,
+    outbox: Vec<String>,
+    pre_join: Vec<Data>,
+    peers: BTreeMap<NodeId, Peer>,
+    /// (acker, sender, sender incarnation) -> seqs acked.
+    acks: BTreeMap<(NodeId, NodeId, u64), SeqSet>,
+    /// Everything received or sent, per (sender, incarnation).
+    have: BTreeMap<(NodeId, u64), SeqSet>,
+    holdback: BTreeMap<Key, Data>,
+    delivered_stamp: u64,
+    sent_log: BTreeMap<u64, Data>,
+    /// (joiner, its incarnation) -> members that finished relaying for it.
+    flushes: BTreeMap<(NodeId, u64), BTreeSet<NodeId>>,
+    ack_due: usize,
+    /// Peers whose link is down (as the transport last said).
+    down: BTreeSet<NodeId>,
+    pub delivered: u64,
+}
+
+impl Multicast {
+    /// `inc` must grow across this node's lives (the driver passes the start
+    /// time in µs); sequence numbers start there.
+    pub fn new(me: NodeId, members: impl IntoIterator<Item = NodeId>, inc: u64) -> Self {
+        let members: Vec<NodeId> = members.into_iter().collect();
+        Multicast {
+            me,
+            peers: members
+                .iter()
+                .filter(|&&m| m != me)
+                .map(|&m| (m, Peer::default()))
+                .collect(),
+            members,
+            inc: inc.max(1),
+            clock: 0,
+            next_seq: inc.max(1),
+            joined: false,
+            cut: 0,
+            outbox: Vec::new(),
+            pre_join: Vec::new(),
+            acks: BTreeMap::new(),
+            have: BTreeMap::new(),
+            holdback: BTreeMap::new(),
+            delivered_stamp: 0,
+            sent_log: BTreeMap::new(),
+            flushes: BTreeMap::new(),
+            ack_due: 0,
+            down: BTreeSet::new(),
+            delivered: 0,
+        }
+    }
+
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    pub fn holdback_len(&self) -> usize {
+        self.holdback.len()
+    }
+
+    pub fn joined(&self) -> bool {
+        self.joined
+    }
+
+    fn others(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    fn send_all(&self, msg: Msg, out: &mut Out<Self>) {
+        for n in self.others() {
+            out.send(n, msg.clone());
+        }
+    }
+
+    fn bump(&mut self, stamp: u64) {
+        self.clock = self.clock.max(stamp) + 1;
+    }
+
+    fn multicast(&mut self, text: String, out: &mut Out<Self>) {
+        if !self.joined {
+            out.note(Note::Queued {
+                waiting_for: self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.reply.is_none())
+                    .map(|(&n, _)| n)
+                    .collect(),
+            });
+            self.outbox.push(text);
+            return;
+        }
+        self.clock += 1;
+        let d = Data {
+            sender: self.me,
+            inc: self.inc,
+            seq: self.next_seq,
+            lamport: self.clock,
+            text,
+        };
+        self.next_seq += 1;
+        self.have
+            .entry((self.me, self.inc))
+            .or_default()
+            .insert(d.seq);
+        self.sent_log.insert(d.seq, d.clone());
+        out.note(Note::Multicast {
+            seq: d.seq,
+            lamport: d.lamport,
+            text: d.text.clone(),
+        });
+        self.send_all(Msg::Data(d.clone()), out);
+        self.holdback.insert((d.lamport, d.sender, d.seq), d);
+        self.try_deliver(out);
+    }
+
+    /// A message arrived (from its sender or relayed): keep it unless known.
+    fn accept(&mut self, d: Data, out: &mut Out<Self>) {
+        if !self
+            .have
+            .entry((d.sender, d.inc))
+            .or_default()
+            .insert(d.seq)
+        {
+            return;
+        }
+        self.ack_due += 1;
+        if self.ack_due == 1 {
+            out.timer(Duration::ZERO, Timer::AckFlush);
+        } else if self.ack_due >= ACK_BATCH {
+            self.send_ack(out);
+        }
+        if !self.joined {
+            self.pre_join.push(d);
+        } else if d.lamport > self.cut {
+            self.holdback.insert((d.lamport, d.sender, d.seq), d);
+        }
+    }
+
+    fn send_ack(&mut self, out: &mut Out<Self>) {
+        self.ack_due = 0;
+        let have = self
+            .have
+            .iter()
+            .map(|(&(s, i), set)| (s, i, set.clone()))
+            .collect();
+        let msg = Msg::Ack {
+            inc: self.inc,
+            clock: self.clock,
+            sent: self.next_seq - 1,
+            have,
+        };
+        self.send_all(msg, out);
+    }
+
+    fn on_data(&mut self, from: NodeId, d: Data, out: &mut Out<Self>) {
+        let Some(p) = self.peers.get_mut(&from) else {
+            return;
+        };
+        if d.sender != from || p.inc != Some(d.inc) {
+            return; // not its own, or from a life we have not heard join
+        }
+        p.received.insert(d.seq);
+        self.bump(d.lamport);
+        self.accept(d, out);
+        self.use_stashed_ack(from);
+        self.try_deliver(out);
+    }
+
+    fn on_ack(
+        &mut self,
+        from: NodeId,
+        inc: u64,
+        clock: u64,
+        sent: u64,
+        have: Vec<(NodeId, u64, SeqSet)>,
+        out: &mut Out<Self>,
+    ) {
+        let Some(p) = self.peers.get_mut(&from) else {
+            return;
+        };
+        if p.inc != Some(inc) {
+            return;
+        }
+        self.bump(clock);
+        let p = self.peers.get_mut(&from).expect("checked above");
+        p.stash = Some((inc, sent, have));
+        self.use_stashed_ack(from);
+        self.try_deliver(out);
+    }
+
+    /// Applies `from`'s latest ack once we hold every message it sent before it.
+    fn use_stashed_ack(&mut self, from: NodeId) {
+        let Some(p) = self.peers.get_mut(&from) else {
+            return;
+        };
+        let Some((inc, sent, _)) = &p.stash else {
+            return;
+        };
+        if !p.received.contains_range(*inc, *sent) {
+            return;
+        }
+        let Some((_, _, have)) = p.stash.take() else {
+            return;
+        };
+        for (s, i, set) in have {
+            self.acks.insert((from, s, i), set);
+        }
+    }
+
+    /// Has every other member relayed what it held from `k`'s earlier lives?
+    /// (Always, for a member that joined before we did.)
+    fn flushed(&self, k: NodeId) -> bool {
+        let Some(p) = self.peers.get(&k) else {
+            return true;
+        };
+        let (true, Some(inc)) = (p.rejoined, p.inc) else {
+            return true;
+        };
+        let done = self.flushes.get(&(k, inc));
+        self.members
+            .iter()
+            .filter(|&&m| m != k)
+            .all(|m| done.is_some_and(|d| d.contains(m)))
+    }
+
+    /// May `d` be delivered as far as member `k` is concerned: `k` has it and
+    /// nothing `k` sent (in any life) can still arrive below it?
+    fn acked(&self, k: NodeId, d: &Data) -> bool {
+        let Some(p) = self.peers.get(&k) else {
+            return true;
+        };
+        if k == d.sender && p.inc == Some(d.inc) {
+            return true;
+        }
+        // A rejoined member's ack says nothing of its earlier lives'
+        // messages: those count only once everyone has relayed them.
+        if !self.flushed(k) {
+            return false;
+        }
+        if k == d.sender
+            || self
+                .acks
+                .get(&(k, d.sender, d.inc))
+                .is_some_and(|s| s.contains(d.seq))
+        {
+            return true;
+        }
+        // Below k's join cut k does not deliver, so its ack is not needed.
+        matches!(p.cut, Some(cut) if d.lamport <= cut)
+    }
+
+    /// Members whose ack the message still needs.
+    fn missing(&self, d: &Data) -> Vec<NodeId> {
+        self.others().filter(|&k| !self.acked(k, d)).collect()
+    }
+
+    fn try_deliver(&mut self, out: &mut Out<Self>) {
+        while let Some((_, d)) = self.holdback.first_key_value() {
+            if !self.others().all(|k| self.acked(k, d)) {
+                break;
+            }
+            let Some((_, d)) = self.holdback.pop_first() else {
+                break;
+            };
+            self.delivered_stamp = d.lamport;
+            self.delivered += 1;
+            if d.sender == self.me {
+                self.sent_log.remove(&d.seq);
+            }
+            out.note(Note::Deliver {
+                origin: d.sender,
+                seq: d.seq,
+                lamport: d.lamport,
+                text: d.text,
+            });
+        }
+    }
+
+    fn on_sync_req(&mut self, from: NodeId, inc: u64, out: &mut Out<Self>) {
+        let Some(p) = self.peers.get_mut(&from) else {
+            return;
+        };
+        if p.inc.is_some_and(|i| i > inc) {
+            return; // an older life's request, late
+        }
+        if p.inc != Some(inc) {
+            *p = Peer {
+                inc: Some(inc),
+                reply: p.reply,
+                ..Peer::default()
+            };
+            out.note(Note::PeerJoining { peer: from });
+        }
+        p.rejoined = true;
+        // Once per incarnation, however we first heard of it (its request,
+        // or its answer to ours): the joiner gets every message not yet
+        // delivered here; the others get what we hold from its earlier lives.
+        if p.flushed_for != Some(inc) {
+            p.flushed_for = Some(inc);
+            let held: Vec<Data> = self
+                .holdback
+                .values()
+                .chain(&self.pre_join)
+                .cloned()
+                .collect();
+            let others: Vec<NodeId> = self.others().filter(|&k| k != from).collect();
+            for d in held {
+                if d.sender == from && d.inc < inc {
+                    for &k in &others {
+                        out.send(k, Msg::Relay(d.clone()));
+                    }
+                }
+                out.send(from, Msg::Relay(d));
+            }
+            for &k in &others {
+                out.send(k, Msg::FlushDone { of: from, inc });
+            }
+            self.flushes.entry((from, inc)).or_default().insert(self.me);
+        }
+        out.send(
+            from,
+            Msg::SyncReply {
+                inc: self.inc,
+                clock: self.clock,
+                sent: self.next_seq - 1,
+                delivered: self.delivered_stamp,
+            },
+        );
+    }
+
+    fn on_sync_reply(&mut self, from: NodeId, r: Reply, out: &mut Out<Self>) {
+        if self.joined {
+            return;
+        }
+        if let Some(p) = self.peers.get_mut(&from) {
+            p.reply = Some((r.clock, r.delivered));
+            if p.inc.is_none_or(|i| i < r.inc) {
+                // A member that joined before us. Its messages up to now are
+                // settled for us: below our cut, or relayed to us ahead of
+                // this reply on the same FIFO link.
+                *p = Peer {
+                    inc: Some(r.inc),
+                    reply: p.reply,
+                    ..Peer::default()
+                };
+                p.received.insert_range(r.inc, r.sent);
+                // (If it is joining too, its request will mark it rejoined.)
+            }
+        }
+        if self.peers.values().all(|p| p.reply.is_some()) {
+            self.join(out);
+        }
+    }
+
+    fn join(&mut self, out: &mut Out<Self>) {
+        let replies = self.peers.values().filter_map(|p| p.reply);
+        let (clock, cut) = replies.fold((self.clock, 0), |(c, k), (rc, rd)| (c.max(rc), k.max(rd)));
+        self.clock = clock + 1;
+        self.cut = cut;
+        self.joined = true;
+        self.send_all(Msg::Join { inc: self.inc, cut }, out);
+        out.note(Note::Joined { cut });
+        for d in std::mem::take(&mut self.pre_join) {
+            if d.lamport > cut {
+                self.holdback.insert((d.lamport, d.sender, d.seq), d);
+            }
+        }
+        for text in std::mem::take(&mut self.outbox) {
+            self.multicast(text, out);
+        }
+        self.try_deliver(out);
+    }
+
+    /// Our messages `peer` has not acked, in order.
+    fn resend_to(&self, peer: NodeId, out: &mut Out<Self>) {
+        let acked = self.acks.get(&(peer, self.me, self.inc));
+        for d in self.sent_log.values() {
+            if !acked.is_some_and(|a| a.contains(d.seq)) {
+                out.send(peer, Msg::Data(d.clone()));
+            }
+        }
+    }
+
+    fn status(&self, out: &mut Out<Self>) {
+        let waiting = self
+            .holdback
+            .values()
+            .take(5)
+            .map(|d| (d.sender, d.lamport, d.text.clone(), self.missing(d)))
+            .collect();
+        out.note(Note::Status {
+            clock: self.clock,
+            holdback: self.holdback.len(),
+            delivered: self.delivered,
+            joined: self.joined,
+            waiting,
+        });
+    }
+}
+
+impl Protocol for Multicast {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Cmd = Cmd;
+    type Note = Note;
+
+    fn on_start(&mut self, out: &mut Out<Self>) {
+        if self.peers.is_empty() {
+            self.join(out);
+            return;
+        }
+        self.send_all(Msg::SyncReq { inc: self.inc }, out);
+        out.timer(SYNC_RETRY, Timer::SyncRetry);
+    }
+
+    fn on_message(&mut self, from: NodeId, msg: Msg, out: &mut Out<Self>) {
+        match msg {
+            Msg::Data(d) => self.on_data(from, d, out),
+            Msg::Relay(d) => {
+                self.bump(d.lamport);
+                self.accept(d, out);
+                self.try_deliver(out);
+            }
+            Msg::Ack {
+                inc,
+                clock,
+                sent,
+                have,
+            } => self.on_ack(from, inc, clock, sent, have, out),
+            Msg::SyncReq { inc } => self.on_sync_req(from, inc, out),
+            Msg::SyncReply {
+                inc,
+                clock,
+                sent,
+                delivered,
+            } => self.on_sync_reply(
+                from,
+                Reply {
+                    inc,
+                    clock,
+                    sent,
+                    delivered,
+                },
+                out,
+            ),
+            Msg::Join { inc, cut } => {
+                self.bump(cut);
+                if let Some(p) = self.peers.get_mut(&from)
+                    && p.inc == Some(inc)
+                {
+                    p.cut = Some(cut);
+                }
+                self.try_deliver(out);
+            }
+            Msg::FlushDone { of, inc } => {
+                self.flushes.entry((of, inc)).or_default().insert(from);
+                self.try_deliver(out);
+            }
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, out: &mut Out<Self>) {
+        match timer {
+            Timer::AckFlush => {
+                if self.ack_due > 0 {
+                    self.send_ack(out);
+                }
+            }
+            Timer::Resend { peer } => {
+                if self.down.contains(&peer) {
+                    // Sending is what finds out whether it is back.
+                    if self.sent_log.is_empty() {
+                        out.send(peer, Msg::SyncReq { inc: self.inc });
+                    }
+                    self.resend_to(peer, out);
+                    out.timer(RESEND_EVERY, Timer::Resend { peer });
+                }
+            }
+            Timer::SyncRetry => {
+                if !self.joined {
+                    let ask: Vec<NodeId> = self
+                        .peers
+                        .iter()
+                        .filter(|(_, p)| p.reply.is_none())
+                        .map(|(&n, _)| n)
+                        .collect();
+                    for n in ask {
+                        out.send(n, Msg::SyncReq { inc: self.inc });
+                    }
+                    out.timer(SYNC_RETRY, Timer::SyncRetry);
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Cmd, out: &mut Out<Self>) {
+        match cmd {
+            Cmd::Send(text) => self.multicast(text, out),
+            Cmd::Status => self.status(out),
+        }
+    }
+
+    fn on_link(&mut self, peer: NodeId, up: bool, out: &mut Out<Self>) {
+        if up {
+            self.down.remove(&peer);
+            out.note(Note::PeerUp { peer });
+            if !self.joined {
+                out.send(peer, Msg::SyncReq { inc: self.inc });
+            }
+            // Whatever the old link swallowed: our unacked data, our acks.
+            self.resend_to(peer, out);
+            self.send_ack(out);
+        } else if self.down.insert(peer) {
+            out.note(Note::PeerDown { peer });
+            out.timer(RESEND_EVERY, Timer::Resend { peer });
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Multicast wire messages as plain Rust values (protobuf mapping in `net`).
+
+use crate::gossip::known::SeqSet;
+use crate::node::{NodeId, WireKind};
+
+/// A chat message: its sender's incarnation and sequence number, its
+/// Lamport stamp, its text. `seq` numbers of a node grow across restarts
+/// (they start at the incarnation, the start time in µs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Data {
+    pub sender: NodeId,
+    pub inc: u64,
+    pub seq: u64,
+    pub lamport: u64,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Msg {
+    /// A message from its own sender (`data.sender` is the link's peer).
+    Data(Data),
+    /// Someone else's message, passed on by the link's peer.
+    Relay(Data),
+    /// What the peer has received, per (sender, incarnation); `sent` is the
+    /// peer's own last data seq, so a receiver can tell that it has
+    /// everything the peer sent before this ack.
+    Ack {
+        inc: u64,
+        clock: u64,
+        sent: u64,
+        have: Vec<(NodeId, u64, SeqSet)>,
+    },
+    /// A (re)started node asks to join.
+    SyncReq { inc: u64 },
+    /// The answer: the peer's incarnation, clock, last data seq, and the
+    /// stamp of the last message it delivered.
+    SyncReply {
+        inc: u64,
+        clock: u64,
+        sent: u64,
+        delivered: u64,
+    },
+    /// The joining node's cut: it delivers messages stamped above it; the
+    /// others need its ack only for those.
+    Join { inc: u64, cut: u64 },
+    /// The peer has relayed every message it held from `of`'s earlier lives.
+    FlushDone { of: NodeId, inc: u64 },
+}
+
+impl WireKind for Msg {
+    fn kind(&self) -> &'static str {
+        match self {
+            Msg::Data(_) => "data",
+            Msg::Relay(_) => "relay",
+            Msg::Ack { .. } => "ack",
+            Msg::SyncReq { .. } => "sync_req",
+            Msg::SyncReply { .. } => "sync_reply",
+            Msg::Join { .. } => "join",
+            Msg::FlushDone { .. } => "flush_done",
+        }
+    }
+}
