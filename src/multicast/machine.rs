@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::msg::{Data, Msg};
+use super::msg::{Data, Msg, MsgId};
 use super::note::Note;
 use crate::gossip::known::SeqSet;
 use crate::node::{NodeId, Out, Protocol};
@@ -47,7 +47,12 @@ pub enum Timer {
     Resend {
         peer: NodeId,
     },
+    /// Is the head of the holdback queue stuck?
+    Tick,
 }
+
+/// How long the head of the queue may sit still before we nudge.
+const TICK: Duration = Duration::from_millis(250);
 
 /// How often a down peer is offered our unacked messages again.
 const RESEND_EVERY: Duration = Duration::from_millis(300);
@@ -61,8 +66,8 @@ struct Peer {
     stash: Option<Stashed>,
     /// Its join cut (current incarnation).
     cut: Option<u64>,
-    /// Its answer to our join.
-    reply: Option<(u64, u64)>,
+    /// Its answer to our join: (clock, delivered stamp, messages relayed).
+    reply: Option<(u64, u64, Vec<MsgId>)>,
     /// It (re)joined while we were up: its earlier lives must be flushed
     /// (relayed by everyone) before its acks mean anything.
     rejoined: bool,
@@ -82,6 +87,7 @@ struct Reply {
     clock: u64,
     sent: u64,
     delivered: u64,
+    relayed: Vec<MsgId>,
 }
 
 pub struct Multicast {
@@ -102,11 +108,15 @@ pub struct Multicast {
     holdback: BTreeMap<Key, Data>,
     delivered_stamp: u64,
     sent_log: BTreeMap<u64, Data>,
-    /// (joiner, its incarnation) -> members that finished relaying for it.
-    flushes: BTreeMap<(NodeId, u64), BTreeSet<NodeId>>,
+    /// (joiner, its incarnation) -> member -> what it relayed for it.
+    flushes: BTreeMap<(NodeId, u64), BTreeMap<NodeId, Vec<MsgId>>>,
+    /// The flushes this node did (re-announced when a link comes back).
+    my_flushes: BTreeMap<(NodeId, u64), Vec<MsgId>>,
     ack_due: usize,
     /// Peers whose link is down (as the transport last said).
     down: BTreeSet<NodeId>,
+    /// The head of the queue at the last tick.
+    last_head: Option<Key>,
     pub delivered: u64,
 }
 
@@ -136,8 +146,10 @@ impl Multicast {
             delivered_stamp: 0,
             sent_log: BTreeMap::new(),
             flushes: BTreeMap::new(),
+            my_flushes: BTreeMap::new(),
             ack_due: 0,
             down: BTreeSet::new(),
+            last_head: None,
             delivered: 0,
         }
     }
@@ -223,25 +235,51 @@ impl Multicast {
         }
         if !self.joined {
             self.pre_join.push(d);
+            self.maybe_join(out);
         } else if d.lamport > self.cut {
             self.holdback.insert((d.lamport, d.sender, d.seq), d);
         }
     }
 
-    fn send_ack(&mut self, out: &mut Out<Self>) {
-        self.ack_due = 0;
-        let have = self
-            .have
-            .iter()
-            .map(|(&(s, i), set)| (s, i, set.clone()))
-            .collect();
-        let msg = Msg::Ack {
+    fn ack_msg(&self) -> Msg {
+        Msg::Ack {
             inc: self.inc,
             clock: self.clock,
             sent: self.next_seq - 1,
-            have,
-        };
+            have: self
+                .have
+                .iter()
+                .map(|(&(s, i), set)| (s, i, set.clone()))
+                .collect(),
+        }
+    }
+
+    fn send_ack(&mut self, out: &mut Out<Self>) {
+        self.ack_due = 0;
+        let msg = self.ack_msg();
         self.send_all(msg, out);
+    }
+
+    /// The head of the queue has not moved for a tick: give the members it
+    /// waits for the message again and ask for their acks (whatever was
+    /// lost on the way, a message, an ack or a sender's data, comes back).
+    fn nudge(&mut self, out: &mut Out<Self>) {
+        let head = self.holdback.first_key_value().map(|(k, _)| *k);
+        if head.is_some()
+            && head == self.last_head
+            && let Some(d) = head.and_then(|k| self.holdback.get(&k))
+        {
+            for k in self.missing(d) {
+                let msg = if d.sender == self.me {
+                    Msg::Data(d.clone())
+                } else {
+                    Msg::Relay(d.clone())
+                };
+                out.send(k, msg);
+                out.send(k, Msg::AckPlease);
+            }
+        }
+        self.last_head = head;
     }
 
     fn on_data(&mut self, from: NodeId, d: Data, out: &mut Out<Self>) {
@@ -288,9 +326,15 @@ impl Multicast {
         let Some((inc, sent, _)) = &p.stash else {
             return;
         };
-        if !p.received.contains_range(*inc, *sent) {
+        // Everything it sent before this ack must be here, whether it came
+        // from it directly or relayed by someone else.
+        let (inc, sent) = (*inc, *sent);
+        if !self.holds_stream(from, inc, sent) {
             return;
         }
+        let Some(p) = self.peers.get_mut(&from) else {
+            return;
+        };
         let Some((_, _, have)) = p.stash.take() else {
             return;
         };
@@ -299,8 +343,8 @@ impl Multicast {
         }
     }
 
-    /// Has every other member relayed what it held from `k`'s earlier lives?
-    /// (Always, for a member that joined before we did.)
+    /// Has every other member relayed what it held from `k`'s earlier lives,
+    /// and is all of it here? (Always, for a member that joined before us.)
     fn flushed(&self, k: NodeId) -> bool {
         let Some(p) = self.peers.get(&k) else {
             return true;
@@ -308,11 +352,54 @@ impl Multicast {
         let (true, Some(inc)) = (p.rejoined, p.inc) else {
             return true;
         };
+        // A life that began before ours: whatever its earlier lives left
+        // undelivered was relayed to us, and named, when we joined.
+        if inc < self.inc {
+            return true;
+        }
         let done = self.flushes.get(&(k, inc));
-        self.members
-            .iter()
-            .filter(|&&m| m != k)
-            .all(|m| done.is_some_and(|d| d.contains(m)))
+        self.members.iter().filter(|&&m| m != k).all(|&m| {
+            // A member whose life began after k's holds nothing of k's
+            // earlier lives that the members who flush do not hold too.
+            self.inc_of(m).is_some_and(|i| i > inc)
+                || done
+                    .and_then(|d| d.get(&m))
+                    .is_some_and(|ids| ids.iter().all(|&id| self.holds(id)))
+        })
+    }
+
+    fn inc_of(&self, m: NodeId) -> Option<u64> {
+        if m == self.me {
+            Some(self.inc)
+        } else {
+            self.peers.get(&m).and_then(|p| p.inc)
+        }
+    }
+
+    /// Do we hold every message of `k`'s life `inc` up to `seq` (directly,
+    /// relayed, or settled when we joined)?
+    fn holds_stream(&self, k: NodeId, inc: u64, seq: u64) -> bool {
+        let Some(p) = self.peers.get(&k) else {
+            return true;
+        };
+        let mut here = p.received.clone();
+        if let Some(h) = self.have.get(&(k, inc)) {
+            for (a, b) in h.ranges() {
+                here.insert_range(a, b);
+            }
+        }
+        here.contains_range(inc, seq)
+    }
+
+    fn holds(&self, (s, i, q): MsgId) -> bool {
+        self.have.get(&(s, i)).is_some_and(|set| set.contains(q))
+    }
+
+    /// Has `peer` acked `d`?
+    fn acked_by(&self, peer: NodeId, d: &Data) -> bool {
+        self.acks
+            .get(&(peer, d.sender, d.inc))
+            .is_some_and(|s| s.contains(d.seq))
     }
 
     /// May `d` be delivered as far as member `k` is concerned: `k` has it and
@@ -322,7 +409,8 @@ impl Multicast {
             return true;
         };
         if k == d.sender && p.inc == Some(d.inc) {
-            return true;
+            // Its own message: fine once we hold everything it sent before.
+            return self.holds_stream(k, d.inc, d.seq);
         }
         // A rejoined member's ack says nothing of its earlier lives'
         // messages: those count only once everyone has relayed them.
@@ -378,36 +466,57 @@ impl Multicast {
         if p.inc != Some(inc) {
             *p = Peer {
                 inc: Some(inc),
-                reply: p.reply,
+                reply: p.reply.take(),
                 ..Peer::default()
             };
             out.note(Note::PeerJoining { peer: from });
         }
+        let held: Vec<Data> = self
+            .holdback
+            .values()
+            .chain(&self.pre_join)
+            .cloned()
+            .collect();
+        let Some(p) = self.peers.get_mut(&from) else {
+            return;
+        };
         p.rejoined = true;
         // Once per incarnation, however we first heard of it (its request,
-        // or its answer to ours): the joiner gets every message not yet
-        // delivered here; the others get what we hold from its earlier lives.
+        // or its answer to ours): the others get what we hold from its
+        // earlier lives, and a FlushDone naming it.
         if p.flushed_for != Some(inc) {
             p.flushed_for = Some(inc);
-            let held: Vec<Data> = self
-                .holdback
-                .values()
-                .chain(&self.pre_join)
-                .cloned()
-                .collect();
             let others: Vec<NodeId> = self.others().filter(|&k| k != from).collect();
-            for d in held {
-                if d.sender == from && d.inc < inc {
-                    for &k in &others {
-                        out.send(k, Msg::Relay(d.clone()));
-                    }
+            let old: Vec<&Data> = held
+                .iter()
+                .filter(|d| d.sender == from && d.inc < inc)
+                .collect();
+            for d in &old {
+                for &k in &others {
+                    out.send(k, Msg::Relay((*d).clone()));
                 }
-                out.send(from, Msg::Relay(d));
             }
+            let ids: Vec<MsgId> = old.iter().map(|d| (d.sender, d.inc, d.seq)).collect();
             for &k in &others {
-                out.send(k, Msg::FlushDone { of: from, inc });
+                out.send(
+                    k,
+                    Msg::FlushDone {
+                        of: from,
+                        inc,
+                        relayed: ids.clone(),
+                    },
+                );
             }
-            self.flushes.entry((from, inc)).or_default().insert(self.me);
+            self.flushes
+                .entry((from, inc))
+                .or_default()
+                .insert(self.me, Vec::new());
+            self.my_flushes.insert((from, inc), ids);
+        }
+        // The joiner gets every message not yet delivered here, named in
+        // the reply so that it waits for them all.
+        for d in &held {
+            out.send(from, Msg::Relay(d.clone()));
         }
         out.send(
             from,
@@ -416,6 +525,7 @@ impl Multicast {
                 clock: self.clock,
                 sent: self.next_seq - 1,
                 delivered: self.delivered_stamp,
+                relayed: held.iter().map(|d| (d.sender, d.inc, d.seq)).collect(),
             },
         );
     }
@@ -425,28 +535,42 @@ impl Multicast {
             return;
         }
         if let Some(p) = self.peers.get_mut(&from) {
-            p.reply = Some((r.clock, r.delivered));
             if p.inc.is_none_or(|i| i < r.inc) {
                 // A member that joined before us. Its messages up to now are
-                // settled for us: below our cut, or relayed to us ahead of
-                // this reply on the same FIFO link.
+                // settled for us: below our cut, or relayed (and named here).
                 *p = Peer {
                     inc: Some(r.inc),
-                    reply: p.reply,
                     ..Peer::default()
                 };
                 p.received.insert_range(r.inc, r.sent);
                 // (If it is joining too, its request will mark it rejoined.)
             }
+            p.reply = Some((r.clock, r.delivered, r.relayed));
         }
-        if self.peers.values().all(|p| p.reply.is_some()) {
+        self.maybe_join(out);
+    }
+
+    /// Joins once every member answered and everything they relayed is here.
+    fn maybe_join(&mut self, out: &mut Out<Self>) {
+        let ready = !self.joined
+            && self.peers.values().all(|p| {
+                p.reply
+                    .as_ref()
+                    .is_some_and(|(_, _, ids)| ids.iter().all(|&id| self.holds(id)))
+            });
+        if ready {
             self.join(out);
         }
     }
 
     fn join(&mut self, out: &mut Out<Self>) {
-        let replies = self.peers.values().filter_map(|p| p.reply);
-        let (clock, cut) = replies.fold((self.clock, 0), |(c, k), (rc, rd)| (c.max(rc), k.max(rd)));
+        let (clock, cut) = self
+            .peers
+            .values()
+            .filter_map(|p| p.reply.as_ref())
+            .fold((self.clock, 0), |(c, k), (rc, rd, _)| {
+                (c.max(*rc), k.max(*rd))
+            });
         self.clock = clock + 1;
         self.cut = cut;
         self.joined = true;
@@ -461,6 +585,28 @@ impl Multicast {
             self.multicast(text, out);
         }
         self.try_deliver(out);
+    }
+
+    /// A one-line-per-peer account of what this node knows of its peers
+    /// (for diagnosing a stuck queue).
+    pub fn describe_peers(&self) -> String {
+        let mut s = format!(
+            "inc {} my flushes {:?}\n",
+            self.inc,
+            self.my_flushes.keys().collect::<Vec<_>>()
+        );
+        for (k, p) in &self.peers {
+            let stash = p.stash.as_ref().map(|(i, sent, _)| (*i, *sent));
+            let flush = p.inc.and_then(|i| self.flushes.get(&(*k, i)));
+            s.push_str(&format!(
+                "peer {k:?}: inc {:?} received {:?} stash {stash:?} cut {:?} rejoined {} flushes {flush:?}\n",
+                p.inc,
+                p.received.ranges().collect::<Vec<_>>(),
+                p.cut,
+                p.rejoined
+            ));
+        }
+        s
     }
 
     /// Our messages `peer` has not acked, in order.
@@ -497,6 +643,7 @@ impl Protocol for Multicast {
     type Note = Note;
 
     fn on_start(&mut self, out: &mut Out<Self>) {
+        out.timer(TICK, Timer::Tick);
         if self.peers.is_empty() {
             self.join(out);
             return;
@@ -525,6 +672,7 @@ impl Protocol for Multicast {
                 clock,
                 sent,
                 delivered,
+                relayed,
             } => self.on_sync_reply(
                 from,
                 Reply {
@@ -532,6 +680,7 @@ impl Protocol for Multicast {
                     clock,
                     sent,
                     delivered,
+                    relayed,
                 },
                 out,
             ),
@@ -544,8 +693,15 @@ impl Protocol for Multicast {
                 }
                 self.try_deliver(out);
             }
-            Msg::FlushDone { of, inc } => {
-                self.flushes.entry((of, inc)).or_default().insert(from);
+            Msg::AckPlease => {
+                self.resend_to(from, out);
+                out.send(from, self.ack_msg());
+            }
+            Msg::FlushDone { of, inc, relayed } => {
+                self.flushes
+                    .entry((of, inc))
+                    .or_default()
+                    .insert(from, relayed);
                 self.try_deliver(out);
             }
         }
@@ -557,6 +713,10 @@ impl Protocol for Multicast {
                 if self.ack_due > 0 {
                     self.send_ack(out);
                 }
+            }
+            Timer::Tick => {
+                self.nudge(out);
+                out.timer(TICK, Timer::Tick);
             }
             Timer::Resend { peer } => {
                 if self.down.contains(&peer) {
@@ -599,7 +759,35 @@ impl Protocol for Multicast {
             if !self.joined {
                 out.send(peer, Msg::SyncReq { inc: self.inc });
             }
-            // Whatever the old link swallowed: our unacked data, our acks.
+            // Whatever the old link swallowed: our join, our flushes, our
+            // unacked data, our acks.
+            if self.joined {
+                out.send(
+                    peer,
+                    Msg::Join {
+                        inc: self.inc,
+                        cut: self.cut,
+                    },
+                );
+            }
+            // Relays it may have lost go first; flushes name them.
+            for d in self.holdback.values() {
+                if d.sender != self.me && d.sender != peer && !self.acked_by(peer, d) {
+                    out.send(peer, Msg::Relay(d.clone()));
+                }
+            }
+            for (&(of, inc), ids) in &self.my_flushes {
+                if of != peer {
+                    out.send(
+                        peer,
+                        Msg::FlushDone {
+                            of,
+                            inc,
+                            relayed: ids.clone(),
+                        },
+                    );
+                }
+            }
             self.resend_to(peer, out);
             self.send_ack(out);
         } else if self.down.insert(peer) {

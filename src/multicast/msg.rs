@@ -15,6 +15,9 @@ pub struct Data {
     pub text: String,
 }
 
+/// A message's identity: (sender, incarnation, seq).
+pub type MsgId = (NodeId, u64, u64);
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
     /// A message from its own sender (`data.sender` is the link's peer).
@@ -32,19 +35,28 @@ pub enum Msg {
     },
     /// A (re)started node asks to join.
     SyncReq { inc: u64 },
-    /// The answer: the peer's incarnation, clock, last data seq, and the
-    /// stamp of the last message it delivered.
+    /// The answer: the peer's incarnation, clock, last data seq, the stamp
+    /// of the last message it delivered, and the messages it relayed to the
+    /// joiner (the joiner waits for all of them before it joins).
     SyncReply {
         inc: u64,
         clock: u64,
         sent: u64,
         delivered: u64,
+        relayed: Vec<MsgId>,
     },
     /// The joining node's cut: it delivers messages stamped above it; the
     /// others need its ack only for those.
     Join { inc: u64, cut: u64 },
-    /// The peer has relayed every message it held from `of`'s earlier lives.
-    FlushDone { of: NodeId, inc: u64 },
+    /// "My queue is stuck: send me your ack, and your data I lack."
+    AckPlease,
+    /// The peer has relayed every message it held from `of`'s earlier
+    /// lives: these. (It counts once the receiver holds them all.)
+    FlushDone {
+        of: NodeId,
+        inc: u64,
+        relayed: Vec<MsgId>,
+    },
 }
 
 impl WireKind for Msg {
@@ -57,6 +69,7 @@ impl WireKind for Msg {
             Msg::SyncReply { .. } => "sync_reply",
             Msg::Join { .. } => "join",
             Msg::FlushDone { .. } => "flush_done",
+            Msg::AckPlease => "ack_please",
         }
     }
 }

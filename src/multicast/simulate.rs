@@ -146,6 +146,15 @@ pub fn run(o: &SimOptions) -> std::io::Result<SimSummary> {
             status.push(format!("{}: {line}", sim.cluster().name(n)));
         }
     });
+    for &n in &members {
+        if let Some(m) = sim.machine(n) {
+            status.push(format!(
+                "{}'s peers:\n{}",
+                sim.cluster().name(n),
+                m.describe_peers()
+            ));
+        }
+    }
     sim.finish_log()?;
     let report = check.finish();
     // Every life still running must have reached the same last message.
