@@ -103,7 +103,16 @@ where
     apply(&mut node, &name, &mut out, &mut timers);
     loop {
         let deadline = timers.next_deadline();
-        let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
+        // A timer already due fires without a trip through tokio's timer
+        // wheel (millisecond granularity), but only after pending inbound
+        // messages (the select is biased), so zero-delay timers batch work.
+        let sleep = async move {
+            if let Some(d) = deadline
+                && d > Instant::now()
+            {
+                tokio::time::sleep_until(d).await;
+            }
+        };
         tokio::select! {
             biased;
             _ = stopped(&mut node.shutdown) => break,

@@ -37,6 +37,8 @@ enum Command {
     Tokenring(TokenringArgs),
     /// Run one gossip node: words spread by rumor mongering and anti-entropy
     Gossip(GossipArgs),
+    /// Run one chat node: every node delivers every message in the same total order
+    Multicast(MulticastArgs),
     /// Run a self-contained cluster in this process, with faults, and check it
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -53,6 +55,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Ordered deliveries per second and light-load latency with real processes
+    Multicast {
+        #[arg(short = 'n', long = "nodes", default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=8))]
+        nodes: u32,
+        /// Messages each node sends at once for the throughput run
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        /// Messages per second over the group for the latency run
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// How long the latency run lasts, in seconds
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
     /// Token hops per second with --hop-delay 0ms, and lock-to-enter latency
     Tokenring {
         /// Number of node processes
@@ -128,6 +144,34 @@ struct GossipArgs {
     gossip: GossipTuning,
 }
 
+#[derive(Args)]
+#[command(
+    after_help = "Every line on stdin is sent to every node in the peers file (this one included);\n\
+every delivery prints one line `[LAMPORT] SENDER: TEXT` on stdout, in the same order on every node.\n\
+Other output goes to stderr. Commands: /gen on|off, /status, /peers, /help, /quit.\n\
+Example (three terminals): dsys multicast l1 / dsys multicast l2 / dsys multicast l3 (peers.json has l1..l6:\n\
+all listed nodes are members, so use a peers file with just the nodes you run)."
+)]
+struct MulticastArgs {
+    /// This node's name in the peers file
+    name: String,
+    /// JSON file {"name": "host:port", ...} of the group; default ./peers.json, else the built-in l1..l6
+    #[arg(long, value_name = "FILE")]
+    peers: Option<PathBuf>,
+    /// Send random words from the start (like the original's "Start generating words? y")
+    #[arg(long)]
+    generate: bool,
+    /// Random words per second, on average (exponential inter-arrival times)
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Write events as JSON lines to FILE (for `dsys check multicast`)
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// Plain line mode (the only mode for now; the terminal chat UI is not built yet)
+    #[arg(long)]
+    plain: bool,
+}
+
 #[derive(Subcommand)]
 enum DemoCommand {
     /// Token ring: start, random lock/unlock, one node killed and restarted
@@ -170,6 +214,50 @@ enum SimCommand {
     Tokenring(SimArgs),
     /// Broadcast workload (Maelstrom / Gossip Glomers style) with faults
     Gossip(SimGossipArgs),
+    /// Chat workload (every node sends at random times) with faults
+    Multicast(SimMulticastArgs),
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Nodes are l1..lN; --crash/--restart/--partition are written as for `dsys sim tokenring`.\n\
+A restarted node loses its state and rejoins; the checker verifies that every node life delivered\n\
+a contiguous piece of one total order, with no duplicates, per-sender FIFO and nothing lost."
+)]
+struct SimMulticastArgs {
+    /// Number of nodes (l1..lN)
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
+    nodes: u32,
+    /// Messages per second, per node
+    #[arg(long, default_value_t = 20.0, allow_negative_numbers = true)]
+    rate: f64,
+    /// How long nodes send (virtual time)
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    duration: Duration,
+    /// Extra virtual time after the workload and the last fault
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    settle: Duration,
+    /// One-way message delay (2ms, 1ms..10ms, exp:2ms)
+    #[arg(long, default_value = "200us..2ms")]
+    latency: String,
+    /// Probability that a message is delivered twice
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    duplicate: f64,
+    /// Kill a node: NODE@TIME (repeatable)
+    #[arg(long, value_name = "NODE@TIME")]
+    crash: Vec<String>,
+    /// Restart a killed node with no state: NODE@TIME (repeatable)
+    #[arg(long, value_name = "NODE@TIME")]
+    restart: Vec<String>,
+    /// Cut links between two sides for a while: 'A,B|C,D@FROM-TO' (repeatable)
+    #[arg(long, value_name = "SPEC")]
+    partition: Vec<String>,
+    /// Seed of every random choice: the same seed gives the same run
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write all nodes' events (virtual t_us) as JSON lines to FILE
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -313,6 +401,12 @@ struct SimArgs {
 
 #[derive(Subcommand)]
 enum CheckCommand {
+    /// Every node delivered the same sequence (prefixes for nodes that stopped), no duplicates, FIFO, nothing lost
+    Multicast {
+        /// Event files (one per node, or one with all nodes)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Every word reached every live node; coverage, messages per word, spread latency
     Gossip {
         /// Event files (one per node, or one with all nodes)
@@ -325,6 +419,18 @@ enum CheckCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+/// The peers file: the one named, else ./peers.json, else built-in.
+fn load_peers(path: Option<&Path>) -> Result<Cluster, dsys::config::ConfigError> {
+    match path {
+        Some(p) => Cluster::load(p),
+        None if Path::new("peers.json").exists() => Cluster::load(Path::new("peers.json")),
+        None => {
+            eprintln!("no peers.json here: using the built-in l1..l6 on 127.0.0.1:50051-50056");
+            Cluster::parse(Path::new("<built-in peers.json>"), DEFAULT_MACHINES)
+        }
+    }
 }
 
 /// The machines file: the one named, else ./machines.txt, else built-in.
@@ -415,6 +521,30 @@ fn main() -> ExitCode {
                 Err(e) => fail(e.exit_code() as u8, e),
             }
         }
+        Command::Multicast(a) => {
+            let cluster = match load_peers(a.peers.as_deref()) {
+                Ok(c) => c,
+                Err(e) => return fail(2, e),
+            };
+            if !(a.rate > 0.0 && a.rate.is_finite()) {
+                return fail(
+                    2,
+                    format!("--rate {}: messages per second must be above 0", a.rate),
+                );
+            }
+            let opts = dsys::multicast::cli::Options {
+                cluster,
+                name: a.name,
+                generate: a.generate,
+                rate: a.rate,
+                events: a.events,
+                plain: a.plain,
+            };
+            match runtime.block_on(dsys::multicast::cli::run(opts)) {
+                Ok(()) => std::process::exit(0),
+                Err(e) => fail(e.exit_code() as u8, e),
+            }
+        }
         Command::Demo(DemoCommand::Tokenring(a)) => {
             let opts = tokenring::demo::Options {
                 nodes: a.nodes as usize,
@@ -427,6 +557,20 @@ fn main() -> ExitCode {
                 Err(e) => fail(1, e),
             }
         }
+        Command::Bench(BenchCommand::Multicast {
+            nodes,
+            messages,
+            rate,
+            seconds,
+        }) => match dsys::multicast::bench::run(dsys::multicast::bench::Options {
+            nodes: nodes as usize,
+            messages,
+            light_rate: rate,
+            light_seconds: seconds,
+        }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(1, e),
+        },
         Command::Bench(BenchCommand::Tokenring {
             nodes,
             seconds,
@@ -452,6 +596,10 @@ fn main() -> ExitCode {
                 Err(e) => fail(1, e),
             }
         }
+        Command::Sim(SimCommand::Multicast(a)) => match sim_multicast(a) {
+            Ok(code) => code,
+            Err(e) => fail(2, e),
+        },
         Command::Sim(SimCommand::Gossip(a)) => match sim_gossip(a) {
             Ok(code) => code,
             Err(e) => fail(2, e),
@@ -460,6 +608,28 @@ fn main() -> ExitCode {
             Ok(code) => code,
             Err(e) => fail(2, e),
         },
+        Command::Check(CheckCommand::Multicast { files }) => {
+            let records = match dsys::check::read_files(&files) {
+                Ok(r) => r,
+                Err(e) => return fail(2, e),
+            };
+            if !records
+                .iter()
+                .any(|r| r.event == "deliver" || r.event == "multicast")
+            {
+                return fail(
+                    2,
+                    "no `deliver` or `multicast` events in these files: are they from `dsys multicast --events`?",
+                );
+            }
+            let (report, _) = dsys::check::multicast::check(&records);
+            print!("{}", dsys::check::multicast::render(&report));
+            if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Command::Check(CheckCommand::Gossip { files }) => {
             let records = match dsys::check::read_files(&files) {
                 Ok(r) => r,
@@ -550,6 +720,84 @@ fn sim_tokenring(a: SimArgs) -> Result<ExitCode, String> {
     }
     print!("{}", tokenring::report::render(&s.report));
     Ok(if s.report.safe() && s.report.pending.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn sim_multicast(a: SimMulticastArgs) -> Result<ExitCode, String> {
+    use dsys::multicast::simulate::{self, SimOptions};
+    if !(a.rate > 0.0 && a.rate.is_finite())
+        || a.rate * a.duration.as_secs_f64() * a.nodes as f64 > 1_000_000.0
+    {
+        return Err(format!(
+            "--rate {}: messages per second must be above 0, and a run may send at most 1,000,000",
+            a.rate
+        ));
+    }
+    let cluster = Cluster::loopback(a.nodes as usize, 50051);
+    let mut o = SimOptions::new(a.nodes as usize, a.seed, a.duration);
+    o.rate = a.rate;
+    o.settle = a.settle;
+    o.net = net_model(&a.latency, 0.0, a.duplicate)?;
+    o.crashes = parse_node_times(&cluster, &a.crash, "--crash")?;
+    o.restarts = parse_node_times(&cluster, &a.restart, "--restart")?;
+    check_faults(&cluster, &o.crashes, &o.restarts)?;
+    o.partitions = a
+        .partition
+        .iter()
+        .map(|s| {
+            tokenring::simulate::parse_partition(&cluster, s)
+                .map_err(|e| format!("--partition {s:?}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    o.events = a.events;
+    let wall = std::time::Instant::now();
+    let s = simulate::run(&o).map_err(|e| format!("cannot write events: {e}"))?;
+    let secs = wall.elapsed().as_secs_f64();
+    println!(
+        "simulated {} node(s) for {:.1}s of virtual time in {secs:.2}s (seed {})",
+        a.nodes,
+        s.virtual_time.as_secs_f64(),
+        a.seed
+    );
+    let pct = |p: f64| {
+        let l = &s.latencies;
+        if l.is_empty() {
+            0.0
+        } else {
+            l[((l.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3
+        }
+    };
+    println!(
+        "messages multicast: {}; deliveries: {}; {:.0} deliveries per simulated second per node",
+        s.sent,
+        s.delivered,
+        s.delivered as f64 / s.virtual_time.as_secs_f64().max(1e-9) / a.nodes as f64
+    );
+    println!(
+        "delivery latency (multicast to delivery): median {:.1}ms, p99 {:.1}ms, max {:.1}ms",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+    println!(
+        "messages on the wire: {} = {:.2} per delivery",
+        s.messages,
+        s.messages as f64 / s.delivered.max(1) as f64
+    );
+    print!("{}", dsys::check::multicast::render(&s.report));
+    if !s.behind.is_empty() {
+        println!(
+            "STUCK: {} did not reach the common end:",
+            s.behind.join(", ")
+        );
+        for line in &s.status {
+            println!("  {line}");
+        }
+    }
+    Ok(if s.report.ok() && s.behind.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

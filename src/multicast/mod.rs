@@ -5,7 +5,10 @@
 //! * `machine`  — the sans-IO state machine.
 //! * `note`     — deliveries and status, as console lines and events.
 //! * `simulate` — the chat workload on the simulator, checked.
+//! * `cli`      — the node in plain mode (the terminal chat UI is not built yet).
 
+pub mod bench;
+pub mod cli;
 pub mod machine;
 pub mod msg;
 pub mod note;

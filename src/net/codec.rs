@@ -127,6 +127,9 @@ impl Wire for tokenring::Msg {
         let m = match envelope.body.ok_or(DecodeError::Empty)? {
             pb::envelope::Body::Tokenring(m) => m,
             pb::envelope::Body::Gossip(_) => return Err(DecodeError::WrongAlgorithm("gossip")),
+            pb::envelope::Body::Multicast(_) => {
+                return Err(DecodeError::WrongAlgorithm("multicast"));
+            }
         };
         Ok(match m.kind.ok_or(DecodeError::Empty)? {
             Kind::Token(t) => Msg::Token(tr::token_from(c, t)?),
@@ -252,6 +255,9 @@ impl Wire for crate::gossip::Msg {
             pb::envelope::Body::Tokenring(_) => {
                 return Err(DecodeError::WrongAlgorithm("tokenring"));
             }
+            pb::envelope::Body::Multicast(_) => {
+                return Err(DecodeError::WrongAlgorithm("multicast"));
+            }
         };
         Ok(match m.kind.ok_or(DecodeError::Empty)? {
             Kind::Rumors(r) => Msg::Rumors {
@@ -290,6 +296,170 @@ impl Wire for crate::gossip::Msg {
             Kind::Link(_) => Msg::Link,
             Kind::LinkAck(_) => Msg::LinkAck,
             Kind::Unlink(_) => Msg::Unlink,
+        })
+    }
+}
+
+mod mc {
+    use super::*;
+    use crate::gossip::known::SeqSet;
+    use crate::multicast::Data;
+    use crate::multicast::msg::MsgId;
+
+    pub fn data_to(c: &Cluster, d: &Data) -> pb::McData {
+        pb::McData {
+            sender: name(c, d.sender),
+            inc: d.inc,
+            seq: d.seq,
+            lamport: d.lamport,
+            text: d.text.clone(),
+        }
+    }
+
+    pub fn data_from(c: &Cluster, d: pb::McData) -> Result<Data, DecodeError> {
+        Ok(Data {
+            sender: id(c, &d.sender)?,
+            inc: d.inc,
+            seq: d.seq,
+            lamport: d.lamport,
+            text: d.text,
+        })
+    }
+
+    pub fn ids_to(c: &Cluster, ids: &[MsgId]) -> Vec<pb::McMsgId> {
+        ids.iter()
+            .map(|&(s, inc, seq)| pb::McMsgId {
+                sender: name(c, s),
+                inc,
+                seq,
+            })
+            .collect()
+    }
+
+    pub fn ids_from(c: &Cluster, ids: Vec<pb::McMsgId>) -> Result<Vec<MsgId>, DecodeError> {
+        ids.into_iter()
+            .map(|m| Ok((id(c, &m.sender)?, m.inc, m.seq)))
+            .collect()
+    }
+
+    pub fn have_to(c: &Cluster, have: &[(NodeId, u64, SeqSet)]) -> Vec<pb::McHave> {
+        have.iter()
+            .map(|(s, inc, set)| pb::McHave {
+                sender: name(c, *s),
+                inc: *inc,
+                ranges: set
+                    .ranges()
+                    .map(|(first, last)| pb::SeqRange { first, last })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    pub fn have_from(
+        c: &Cluster,
+        have: Vec<pb::McHave>,
+    ) -> Result<Vec<(NodeId, u64, SeqSet)>, DecodeError> {
+        have.into_iter()
+            .map(|h| {
+                Ok((
+                    id(c, &h.sender)?,
+                    h.inc,
+                    SeqSet::from_ranges(h.ranges.iter().map(|r| (r.first, r.last))),
+                ))
+            })
+            .collect()
+    }
+}
+
+impl Wire for crate::multicast::Msg {
+    const ALGORITHM: &'static str = "multicast";
+
+    fn encode(&self, c: &Cluster) -> pb::Envelope {
+        use crate::multicast::Msg;
+        use pb::multicast_msg::Kind;
+        let kind = match self {
+            Msg::Data(d) => Kind::Data(mc::data_to(c, d)),
+            Msg::Relay(d) => Kind::Relay(mc::data_to(c, d)),
+            Msg::Ack {
+                inc,
+                clock,
+                sent,
+                have,
+            } => Kind::Ack(pb::McAck {
+                inc: *inc,
+                clock: *clock,
+                sent: *sent,
+                have: mc::have_to(c, have),
+            }),
+            Msg::SyncReq { inc } => Kind::SyncReq(pb::McSyncReq { inc: *inc }),
+            Msg::SyncReply {
+                inc,
+                clock,
+                sent,
+                delivered,
+                relayed,
+            } => Kind::SyncReply(pb::McSyncReply {
+                inc: *inc,
+                clock: *clock,
+                sent: *sent,
+                delivered: *delivered,
+                relayed: mc::ids_to(c, relayed),
+            }),
+            Msg::Join { inc, cut } => Kind::Join(pb::McJoin {
+                inc: *inc,
+                cut: *cut,
+            }),
+            Msg::FlushDone { of, inc, relayed } => Kind::FlushDone(pb::McFlushDone {
+                of: name(c, *of),
+                inc: *inc,
+                relayed: mc::ids_to(c, relayed),
+            }),
+            Msg::AckPlease => Kind::AckPlease(pb::McAckPlease {}),
+        };
+        pb::Envelope {
+            body: Some(pb::envelope::Body::Multicast(pb::MulticastMsg {
+                kind: Some(kind),
+            })),
+        }
+    }
+
+    fn decode(envelope: pb::Envelope, c: &Cluster) -> Result<Self, DecodeError> {
+        use crate::multicast::Msg;
+        use pb::multicast_msg::Kind;
+        let m = match envelope.body.ok_or(DecodeError::Empty)? {
+            pb::envelope::Body::Multicast(m) => m,
+            pb::envelope::Body::Tokenring(_) => {
+                return Err(DecodeError::WrongAlgorithm("tokenring"));
+            }
+            pb::envelope::Body::Gossip(_) => return Err(DecodeError::WrongAlgorithm("gossip")),
+        };
+        Ok(match m.kind.ok_or(DecodeError::Empty)? {
+            Kind::Data(d) => Msg::Data(mc::data_from(c, d)?),
+            Kind::Relay(d) => Msg::Relay(mc::data_from(c, d)?),
+            Kind::Ack(a) => Msg::Ack {
+                inc: a.inc,
+                clock: a.clock,
+                sent: a.sent,
+                have: mc::have_from(c, a.have)?,
+            },
+            Kind::SyncReq(r) => Msg::SyncReq { inc: r.inc },
+            Kind::SyncReply(r) => Msg::SyncReply {
+                inc: r.inc,
+                clock: r.clock,
+                sent: r.sent,
+                delivered: r.delivered,
+                relayed: mc::ids_from(c, r.relayed)?,
+            },
+            Kind::Join(j) => Msg::Join {
+                inc: j.inc,
+                cut: j.cut,
+            },
+            Kind::FlushDone(f) => Msg::FlushDone {
+                of: id(c, &f.of)?,
+                inc: f.inc,
+                relayed: mc::ids_from(c, f.relayed)?,
+            },
+            Kind::AckPlease(_) => Msg::AckPlease,
         })
     }
 }
@@ -383,6 +553,47 @@ mod tests {
             G::decode(t, &c),
             Err(DecodeError::WrongAlgorithm(_))
         ));
+    }
+
+    #[test]
+    fn multicast_messages_survive_the_round_trip() {
+        use crate::gossip::known::SeqSet;
+        use crate::multicast::{Data, Msg as M};
+        let c = Cluster::loopback(3, 40000);
+        let d = Data {
+            sender: NodeId(1),
+            inc: 5,
+            seq: 7,
+            lamport: 42,
+            text: "hi there".into(),
+        };
+        for m in [
+            M::Data(d.clone()),
+            M::Relay(d),
+            M::Ack {
+                inc: 5,
+                clock: 9,
+                sent: 6,
+                have: vec![(NodeId(2), 1, SeqSet::from_ranges([(1, 4)]))],
+            },
+            M::SyncReq { inc: 3 },
+            M::SyncReply {
+                inc: 1,
+                clock: 2,
+                sent: 3,
+                delivered: 4,
+                relayed: vec![(NodeId(0), 1, 2)],
+            },
+            M::Join { inc: 1, cut: 2 },
+            M::FlushDone {
+                of: NodeId(2),
+                inc: 8,
+                relayed: vec![],
+            },
+            M::AckPlease,
+        ] {
+            assert_eq!(M::decode(m.encode(&c), &c).unwrap(), m);
+        }
     }
 
     #[test]

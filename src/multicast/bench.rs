@@ -1,0 +1,176 @@
+//! `dsys bench multicast`: the README's benchmark. Three real
+//! `dsys multicast` processes on loopback. Throughput: each is handed
+//! `messages` lines at once and we time until every node has printed every
+//! delivery. Latency: at a light load (`light_rate` messages per second over
+//! the group), the time from writing a line to a node's stdin to reading
+//! its delivery on that node's stdout.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub nodes: usize,
+    pub messages: usize,
+    pub light_rate: f64,
+    pub light_seconds: f64,
+}
+
+struct Node {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<(Instant, String)>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(nodes: usize) -> Result<(Vec<Node>, std::path::PathBuf), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = std::env::temp_dir().join(format!("dsys-bench-mc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut obj = serde_json::Map::new();
+    for i in 1..=nodes {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        obj.insert(format!("m{i}"), format!("127.0.0.1:{port}").into());
+    }
+    let peers = dir.join("peers.json");
+    std::fs::write(&peers, serde_json::Value::Object(obj).to_string())
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for i in 1..=nodes {
+        let mut child = Command::new(&exe)
+            .args(["multicast", &format!("m{i}"), "--plain", "--peers"])
+            .arg(&peers)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        out.push(Node {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+        });
+    }
+    Ok((out, dir))
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3
+}
+
+pub fn run(o: Options) -> Result<(), String> {
+    // Throughput.
+    let (mut nodes, dir) = start(o.nodes)?;
+    std::thread::sleep(Duration::from_secs(1)); // let them join
+    let total = o.messages * o.nodes;
+    let t0 = Instant::now();
+    let mut writers = Vec::new();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        let mut stdin = n.stdin.take().ok_or("no stdin")?;
+        let count = o.messages;
+        writers.push(std::thread::spawn(move || {
+            let mut buf = String::with_capacity(count * 12);
+            for k in 0..count {
+                buf.push_str(&format!("m{}-{k}\n", i + 1));
+            }
+            let _ = stdin.write_all(buf.as_bytes());
+            let _ = stdin.flush();
+            stdin
+        }));
+    }
+    let mut done = Vec::new();
+    for n in &nodes {
+        let mut got = 0;
+        let mut last = t0;
+        while got < total {
+            match n.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok((t, _)) => {
+                    got += 1;
+                    last = t;
+                }
+                Err(_) => return Err(format!("a node delivered only {got} of {total} messages")),
+            }
+        }
+        done.push(last);
+    }
+    let slowest = done.iter().max().copied().unwrap_or(t0) - t0;
+    println!(
+        "throughput: {} processes each sent {} messages at once; every node delivered all {total} in order in {:.2}s = {:.0} ordered deliveries/s per node",
+        o.nodes,
+        o.messages,
+        slowest.as_secs_f64(),
+        total as f64 / slowest.as_secs_f64()
+    );
+    drop(writers);
+    drop(nodes);
+
+    // Latency at a light load.
+    let (mut nodes, _) = start(o.nodes)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let per_node_gap = Duration::from_secs_f64(o.nodes as f64 / o.light_rate);
+    let count = (o.light_rate * o.light_seconds / o.nodes as f64) as usize;
+    let mut lat = Vec::new();
+    let start_t = Instant::now();
+    for k in 0..count {
+        for (i, n) in nodes.iter_mut().enumerate() {
+            let text = format!("lat-{}-{k}", i + 1);
+            let sent = Instant::now();
+            if let Some(s) = n.stdin.as_mut() {
+                writeln!(s, "{text}").map_err(|e| e.to_string())?;
+                s.flush().map_err(|e| e.to_string())?;
+            }
+            // Its own delivery, on its own stdout (others' lines pass by).
+            let want = format!(": {text}");
+            loop {
+                match n.lines.recv_timeout(Duration::from_secs(10)) {
+                    Ok((t, l)) if l.ends_with(&want) => {
+                        lat.push(t - sent);
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(_) => return Err(format!("no delivery of {text}")),
+                }
+            }
+        }
+        let next = start_t + per_node_gap * (k as u32 + 1);
+        if let Some(w) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(w);
+        }
+    }
+    lat.sort_unstable();
+    println!(
+        "latency at {:.0} messages/s: median {:.2}ms, p99 {:.2}ms, max {:.2}ms (stdin write to stdout read, {} messages)",
+        o.light_rate,
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0),
+        lat.len()
+    );
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
