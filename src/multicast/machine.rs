@@ -358,14 +358,20 @@ impl Multicast {
             return true;
         }
         let done = self.flushes.get(&(k, inc));
-        self.members.iter().filter(|&&m| m != k).all(|&m| {
-            // A member whose life began after k's holds nothing of k's
-            // earlier lives that the members who flush do not hold too.
-            self.inc_of(m).is_some_and(|i| i > inc)
-                || done
-                    .and_then(|d| d.get(&m))
-                    .is_some_and(|ids| ids.iter().all(|&id| self.holds(id)))
-        })
+        // k itself, too, relays what it was given of its earlier lives when
+        // it joined (the member that gave it may have died since).
+        let self_flushed = done
+            .and_then(|d| d.get(&k))
+            .is_some_and(|ids| ids.iter().all(|&id| self.holds(id)));
+        self_flushed
+            && self.members.iter().filter(|&&m| m != k).all(|&m| {
+                // A member whose life began after k's holds nothing of k's
+                // earlier lives that the members who flush do not hold too.
+                self.inc_of(m).is_some_and(|i| i > inc)
+                    || done
+                        .and_then(|d| d.get(&m))
+                        .is_some_and(|ids| ids.iter().all(|&id| self.holds(id)))
+            })
     }
 
     fn inc_of(&self, m: NodeId) -> Option<u64> {
@@ -408,14 +414,14 @@ impl Multicast {
         let Some(p) = self.peers.get(&k) else {
             return true;
         };
+        // A rejoined member's ack (or message) says nothing of its earlier
+        // lives' messages: those count only once everyone has relayed them.
+        if !self.flushed(k) {
+            return false;
+        }
         if k == d.sender && p.inc == Some(d.inc) {
             // Its own message: fine once we hold everything it sent before.
             return self.holds_stream(k, d.inc, d.seq);
-        }
-        // A rejoined member's ack says nothing of its earlier lives'
-        // messages: those count only once everyone has relayed them.
-        if !self.flushed(k) {
-            return false;
         }
         if k == d.sender
             || self
@@ -581,6 +587,26 @@ impl Multicast {
                 self.holdback.insert((d.lamport, d.sender, d.seq), d);
             }
         }
+        // Our own earlier lives' messages we were given: to everyone, named.
+        let mine: Vec<Data> = self
+            .holdback
+            .values()
+            .filter(|d| d.sender == self.me && d.inc < self.inc)
+            .cloned()
+            .collect();
+        for d in &mine {
+            self.send_all(Msg::Relay(d.clone()), out);
+        }
+        let ids: Vec<MsgId> = mine.iter().map(|d| (d.sender, d.inc, d.seq)).collect();
+        self.send_all(
+            Msg::FlushDone {
+                of: self.me,
+                inc: self.inc,
+                relayed: ids.clone(),
+            },
+            out,
+        );
+        self.my_flushes.insert((self.me, self.inc), ids);
         for text in std::mem::take(&mut self.outbox) {
             self.multicast(text, out);
         }
