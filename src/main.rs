@@ -167,7 +167,7 @@ struct MulticastArgs {
     /// Write events as JSON lines to FILE (for `dsys check multicast`)
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
-    /// Plain line mode (the only mode for now; the terminal chat UI is not built yet)
+    /// Plain line mode even on a terminal (it is automatic when stdin is not a terminal)
     #[arg(long)]
     plain: bool,
 }
@@ -452,7 +452,13 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The chat UI owns the terminal: its logs go to a file.
+    match &cli.command {
+        Command::Multicast(a) if dsys::multicast::cli::use_tui(a.plain) => init_tracing(Some(
+            std::env::temp_dir().join(format!("dsys-multicast-{}.log", a.name)),
+        )),
+        _ => init_tracing(None),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -934,12 +940,18 @@ fn parse_node_times(
         .collect()
 }
 
-fn init_tracing() {
+/// Logs to stderr, or to `file` (when a UI owns the terminal).
+fn init_tracing(file: Option<PathBuf>) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match file.and_then(|p| std::fs::File::create(p).ok()) {
+        Some(f) => builder
+            .with_writer(std::sync::Mutex::new(f))
+            .with_ansi(false)
+            .try_init(),
+        None => builder.with_writer(std::io::stderr).try_init(),
+    };
 }

@@ -1,4 +1,5 @@
-//! The `dsys multicast` node in plain mode: every stdin line is multicast;
+//! The `dsys multicast` node: the chat UI (`tui`) on a terminal, else
+//! plain mode: every stdin line is multicast;
 //! every delivery is one line `[LAMPORT] SENDER: TEXT` on stdout, in the
 //! total order. Everything else (joins, peers up and down, status) goes to
 //! stderr, so stdout is exactly the delivery sequence. Commands start with
@@ -39,15 +40,18 @@ const HELP: &str = "type a line to send it to everyone; commands:
 pub async fn run(o: Options) -> Result<(), CliError> {
     let c = Arc::new(o.cluster);
     let me = c.require(&o.name)?;
-    if !o.plain && std::io::stdin().is_terminal() {
-        eprintln!("(the terminal chat UI is not built yet: running in plain mode)");
-    }
+    let tui = use_tui(o.plain);
     let events = open_events(o.events.as_ref())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let sink_cluster = c.clone();
     let mut stdout = std::io::stdout();
+    let (ui_tx, ui_rx) = tokio::sync::mpsc::unbounded_channel::<Note>();
     let sink = Box::new(move |note: &Note| {
         let c = &sink_cluster;
+        if tui {
+            let _ = ui_tx.send(note.clone());
+            return;
+        }
         match note {
             Note::Deliver { .. } => {
                 if let Some(line) = note.line(c) {
@@ -67,6 +71,27 @@ pub async fn run(o: Options) -> Result<(), CliError> {
         .map_or(1, |d| d.as_micros() as u64);
     let machine = Multicast::new(me, c.ids(), inc);
     let node = driver::launch(machine, c.clone(), me, sink, events, stop_rx).await?;
+    let (gen_tx, gen_rx) = watch::channel(o.generate);
+    tokio::spawn(generate(
+        node.commands.clone(),
+        gen_rx,
+        o.rate,
+        c.name(me).to_string(),
+    ));
+    if tui {
+        let r = super::tui::run(
+            c.clone(),
+            me,
+            ui_rx,
+            node.commands.clone(),
+            gen_tx,
+            o.generate,
+        )
+        .await;
+        let _ = stop_tx.send(true);
+        let _ = node.task.await;
+        return r.map_err(|e| CliError::Usage(format!("terminal: {e}")));
+    }
     eprintln!(
         "({} on {}; members: {}; type /help for commands)",
         c.name(me),
@@ -74,12 +99,7 @@ pub async fn run(o: Options) -> Result<(), CliError> {
         c.names().join(", ")
     );
 
-    // The word generator lives out here: the protocol only sees messages.
-    let (gen_tx, gen_rx) = watch::channel(o.generate);
-    let commands = node.commands.clone();
     let rate = o.rate;
-    let my_name = c.name(me).to_string();
-    tokio::spawn(generate(commands, gen_rx, rate, my_name));
 
     let mut lines = stdin_lines();
     let mut term = signal_stream();
@@ -130,7 +150,14 @@ pub async fn run(o: Options) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Sends random words at exponential intervals while `on` is true.
+/// The chat UI runs when both ends of the terminal are a terminal and
+/// `--plain` was not given.
+pub fn use_tui(plain: bool) -> bool {
+    !plain && std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+/// Sends random words at exponential intervals while `on` is true (the
+/// generator lives out here: the protocol only sees messages).
 async fn generate(
     commands: mpsc::UnboundedSender<Cmd>,
     mut on: watch::Receiver<bool>,

@@ -13,6 +13,7 @@ pub mod machine;
 pub mod msg;
 pub mod note;
 pub mod simulate;
+pub mod tui;
 
 pub use machine::{Cmd, Multicast, Timer};
 pub use msg::{Data, Msg};
