@@ -1,0 +1,136 @@
+//! The chat UI in a real terminal, driven the way a person would: two
+//! `dsys multicast` nodes in tmux windows, keys sent with `send-keys`, the
+//! screen read with `capture-pane`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{BIN, machines, temp_dir};
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("this test needs tmux (apt-get install tmux; .ci/run installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn window(&self, name: &str, dir: &Path, node: &str) {
+        let cmd = format!("{BIN} multicast {node} --peers machines.txt");
+        let target = format!("{}:", self.session);
+        self.cmd(&[
+            "new-window",
+            "-d",
+            "-t",
+            &target,
+            "-n",
+            name,
+            "-c",
+            &dir.display().to_string(),
+            &cmd,
+        ]);
+    }
+
+    fn screen(&self, name: &str) -> String {
+        self.cmd(&[
+            "capture-pane",
+            "-p",
+            "-t",
+            &format!("{}:{name}", self.session),
+        ])
+    }
+
+    fn keys(&self, name: &str, keys: &[&str]) {
+        let target = format!("{}:{name}", self.session);
+        let mut args = vec!["send-keys", "-t", target.as_str()];
+        args.extend_from_slice(keys);
+        self.cmd(&args);
+    }
+
+    fn wait_for(&self, name: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let s = self.screen(name);
+            if s.contains(needle) || Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.cmd(&["kill-session", "-t", &self.session]);
+    }
+}
+
+#[test]
+fn two_chat_windows_see_each_other_and_ctrl_c_leaves_cleanly() {
+    let dir = temp_dir("tui");
+    machines(&dir, &["a", "b"]);
+    let t = Tmux {
+        session: format!("dsys-tui-{}", std::process::id()),
+    };
+    let d = dir.display().to_string();
+    t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        &t.session,
+        "-x",
+        "80",
+        "-y",
+        "16",
+        "-c",
+        &d,
+        "sleep 60",
+    ]);
+    t.window("a", &dir, "a");
+    t.window("b", &dir, "b");
+    let s = t.wait_for("a", "b up");
+    assert!(
+        s.contains("messages, in total order") && s.contains("b up"),
+        "{s}"
+    );
+    t.keys("a", &["hello from a", "Enter"]);
+    t.keys("b", &["and b says hi", "Enter"]);
+    for w in ["a", "b"] {
+        let s = t.wait_for(w, "and b says hi");
+        assert!(
+            s.contains("a: hello from a") && s.contains("b: and b says hi"),
+            "{w}:\n{s}"
+        );
+        let a_at = s.find("hello from a").unwrap_or(usize::MAX);
+        let b_at = s.find("and b says hi").unwrap_or(0);
+        assert!(a_at < b_at, "same order in {w}:\n{s}");
+    }
+    // Editing: type, move left, insert; history with Up.
+    t.keys("a", &["wrld", "Left", "Left", "Left", "o", "Enter"]);
+    let s = t.wait_for("b", "a: world");
+    assert!(s.contains("a: world"), "{s}");
+    t.keys("a", &["Up"]);
+    let s = t.wait_for("a", "│world ");
+    assert!(s.contains("│world "), "history recall:\n{s}");
+    // Ctrl-C restores the terminal and ends the node.
+    t.keys("b", &["C-c"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.cmd(&["list-windows", "-t", &t.session]).contains(" b ")
+        || t.cmd(&["list-windows", "-t", &t.session, "-F", "#W"])
+            .lines()
+            .any(|l| l == "b")
+    {
+        assert!(Instant::now() < deadline, "b still running after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = t.wait_for("a", "b DOWN");
+    assert!(s.contains("b DOWN"), "{s}");
+}
