@@ -5,7 +5,9 @@
 //! * `machine`  — the sans-IO state machine.
 //! * `note`     — deliveries and status, as console lines and events.
 //! * `simulate` — the chat workload on the simulator, checked.
-//! * `cli`      — the node in plain mode (the terminal chat UI is not built yet).
+//! * `cli`      — the node: chat UI on a terminal, else plain mode.
+//! * `tui`      — the chat UI (ratatui).
+//! * `bench`    — `dsys bench multicast`: throughput and latency.
 
 pub mod bench;
 pub mod cli;
