@@ -178,6 +178,24 @@ enum DemoCommand {
     Tokenring(DemoArgs),
     /// Gossip: words spreading over a printed topology, one node killed and restarted
     Gossip(DemoGossipArgs),
+    /// Multicast: every node chats at random times; one node's deliveries shown, all checked
+    Multicast(DemoMulticastArgs),
+}
+
+#[derive(Args)]
+struct DemoMulticastArgs {
+    /// Number of nodes (2 to 6 with the built-in ports)
+    #[arg(short = 'n', long = "nodes", default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=6))]
+    nodes: u32,
+    /// How long the demo runs
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    duration: Duration,
+    /// Words per second, per node
+    #[arg(long, default_value_t = 2.0)]
+    rate: f64,
+    /// Write events as JSON lines to FILE (default: a temporary file)
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -589,6 +607,28 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(1, e),
         },
+        Command::Demo(DemoCommand::Multicast(a)) => {
+            if !(a.rate > 0.0 && a.rate <= 10_000.0) {
+                return fail(
+                    2,
+                    format!(
+                        "--rate {}: words per second per node, above 0 and at most 10000",
+                        a.rate
+                    ),
+                );
+            }
+            let opts = dsys::multicast::demo::Options {
+                nodes: a.nodes as usize,
+                duration: a.duration,
+                rate: a.rate,
+                events: a.events,
+            };
+            match runtime.block_on(dsys::multicast::demo::run(opts)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => fail(1, e),
+            }
+        }
         Command::Demo(DemoCommand::Gossip(a)) => {
             let opts = dsys::gossip::demo::Options {
                 nodes: a.nodes as usize,

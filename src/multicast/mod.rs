@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod demo;
 pub mod machine;
 pub mod msg;
 pub mod note;
