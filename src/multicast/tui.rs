@@ -47,8 +47,10 @@ pub enum Action {
 pub struct App {
     cluster: Arc<Cluster>,
     me: NodeId,
-    /// Delivered messages: (Lamport stamp, sender, text).
-    messages: Vec<(u64, NodeId, String)>,
+    /// Delivered messages: (wall time HH:MM:SS, Lamport stamp, sender, text).
+    messages: Vec<(String, u64, NodeId, String)>,
+    /// What the head of the holdback queue waits for, if anything.
+    waiting: String,
     /// Lines above the bottom the view is scrolled.
     scroll: usize,
     input: String,
@@ -78,6 +80,7 @@ impl App {
             holdback: 0,
             up: BTreeMap::new(),
             notice: "joining the group...".into(),
+            waiting: String::new(),
             generating: false,
         }
     }
@@ -91,16 +94,32 @@ impl App {
                 text,
                 ..
             } => {
-                self.messages.push((*lamport, *origin, text.clone()));
+                self.messages
+                    .push((clock_time(), *lamport, *origin, text.clone()));
                 if self.scroll > 0 {
                     self.scroll += 1; // keep the view where the reader left it
                 }
             }
             Note::Status {
-                clock, holdback, ..
+                clock,
+                holdback,
+                waiting,
+                ..
             } => {
                 self.clock = *clock;
                 self.holdback = *holdback;
+                self.waiting = match waiting.first() {
+                    Some((sender, stamp, _, missing)) if !missing.is_empty() => format!(
+                        "[{stamp}] from {} waits for {}",
+                        name(*sender),
+                        missing
+                            .iter()
+                            .map(|&m| name(m))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    _ => String::new(),
+                };
             }
             Note::PeerUp { peer } => {
                 self.up.insert(*peer, true);
@@ -246,9 +265,10 @@ impl App {
         let lines: Vec<Line> = self
             .messages
             .iter()
-            .map(|(stamp, sender, text)| {
+            .map(|(time, stamp, sender, text)| {
                 let color = COLORS[sender.index() % COLORS.len()];
                 Line::from(vec![
+                    Span::styled(format!("{time} "), Style::default().fg(Color::DarkGray)),
                     Span::styled(
                         format!("[{stamp:>5}] "),
                         Style::default().fg(Color::DarkGray),
@@ -303,12 +323,24 @@ impl App {
         if self.generating {
             spans.push(Span::raw("gen on  "));
         }
+        if !self.waiting.is_empty() {
+            spans.push(Span::styled(
+                format!("{}  ", self.waiting),
+                Style::default().fg(Color::Yellow),
+            ));
+        }
         spans.push(Span::styled(
             self.notice.clone(),
             Style::default().fg(Color::DarkGray),
         ));
         f.render_widget(Paragraph::new(Line::from(spans)), status);
     }
+}
+
+/// The time of day (UTC), HH:MM:SS.
+fn clock_time() -> String {
+    let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    t.get(11..19).unwrap_or("--:--:--").to_string()
 }
 
 /// Runs the UI until the user quits. `notes` are the node's notes,
@@ -390,7 +422,7 @@ mod tests {
     }
 
     fn screen(app: &App) -> String {
-        let mut t = Terminal::new(TestBackend::new(60, 10)).unwrap();
+        let mut t = Terminal::new(TestBackend::new(100, 10)).unwrap();
         t.draw(|f| app.draw(f)).unwrap();
         let buf = t.backend().buffer().clone();
         (0..buf.area.height)
@@ -420,7 +452,7 @@ mod tests {
             holdback: 3,
             delivered: 8,
             joined: true,
-            waiting: vec![],
+            waiting: vec![(NodeId(1), 50, "x".into(), vec![NodeId(2)])],
         });
         app.note(&Note::PeerUp { peer: NodeId(1) });
         app.note(&Note::PeerDown { peer: NodeId(2) });
@@ -436,6 +468,7 @@ mod tests {
         assert!(s.contains("hello 7") && !s.contains("hello 0"), "{s}");
         assert!(s.contains("lamport 42  holdback 3"), "{s}");
         assert!(s.contains("l2 up") && s.contains("l3 DOWN"), "{s}");
+        assert!(s.contains("[50] from l2 waits for l3"), "{s}");
         assert!(s.contains("│hi"), "{s}");
         // PgUp scrolls back to the oldest.
         app.key(key(KeyCode::PageUp));
