@@ -261,15 +261,8 @@ struct SimMulticastArgs {
     /// Probability that a message is delivered twice
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     duplicate: f64,
-    /// Kill a node: NODE@TIME (repeatable)
-    #[arg(long, value_name = "NODE@TIME")]
-    crash: Vec<String>,
-    /// Restart a killed node with no state: NODE@TIME (repeatable)
-    #[arg(long, value_name = "NODE@TIME")]
-    restart: Vec<String>,
-    /// Cut links between two sides for a while: 'A,B|C,D@FROM-TO' (repeatable)
-    #[arg(long, value_name = "SPEC")]
-    partition: Vec<String>,
+    #[command(flatten)]
+    faults: FaultArgs,
     /// Seed of every random choice: the same seed gives the same run
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -312,15 +305,8 @@ struct SimGossipArgs {
     /// Split the cluster into random halves every other 10 s (healed at --duration)
     #[arg(long)]
     partition_nemesis: bool,
-    /// Cut links between two sides for a while: 'A,B|C,D@FROM-TO' (repeatable)
-    #[arg(long, value_name = "SPEC")]
-    partition: Vec<String>,
-    /// Kill a node: NODE@TIME (repeatable)
-    #[arg(long, value_name = "NODE@TIME")]
-    crash: Vec<String>,
-    /// Restart a killed node with no state: NODE@TIME (repeatable)
-    #[arg(long, value_name = "NODE@TIME")]
-    restart: Vec<String>,
+    #[command(flatten)]
+    faults: FaultArgs,
     #[command(flatten)]
     gossip: GossipTuning,
     /// Seed of every random choice: the same seed gives the same run
@@ -400,15 +386,8 @@ struct SimArgs {
     /// Probability that a message is delivered twice
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     duplicate: f64,
-    /// Kill a node: NODE@TIME (repeatable)
-    #[arg(long, value_name = "NODE@TIME")]
-    crash: Vec<String>,
-    /// Restart a killed node with fresh state: NODE@TIME (repeatable)
-    #[arg(long, value_name = "NODE@TIME")]
-    restart: Vec<String>,
-    /// Cut links between two sides for a while: 'A,B|C,D@FROM-TO' (repeatable)
-    #[arg(long, value_name = "SPEC")]
-    partition: Vec<String>,
+    #[command(flatten)]
+    faults: FaultArgs,
     /// Token hop delay of every node
     #[arg(long, default_value = "5ms", value_parser = duration)]
     hop_delay: Duration,
@@ -727,16 +706,7 @@ fn sim_tokenring(a: SimArgs) -> Result<ExitCode, String> {
     o.settle = a.settle;
     o.net = net_model(&a.latency, a.loss, a.duplicate)?;
     o.timing.hop_delay = a.hop_delay;
-    o.crashes = parse_node_times(&cluster, &a.crash, "--crash")?;
-    o.restarts = parse_node_times(&cluster, &a.restart, "--restart")?;
-    check_faults(&cluster, &o.crashes, &o.restarts)?;
-    o.partitions = a
-        .partition
-        .iter()
-        .map(|s| {
-            simulate::parse_partition(&cluster, s).map_err(|e| format!("--partition {s:?}: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
+    (o.crashes, o.restarts, o.partitions) = a.faults.parse(&cluster)?;
     o.events = a.events;
     let wall = std::time::Instant::now();
     let s = simulate::run(&o).map_err(|e| format!("cannot write events: {e}"))?;
@@ -787,17 +757,7 @@ fn sim_multicast(a: SimMulticastArgs) -> Result<ExitCode, String> {
     o.rate = a.rate;
     o.settle = a.settle;
     o.net = net_model(&a.latency, 0.0, a.duplicate)?;
-    o.crashes = parse_node_times(&cluster, &a.crash, "--crash")?;
-    o.restarts = parse_node_times(&cluster, &a.restart, "--restart")?;
-    check_faults(&cluster, &o.crashes, &o.restarts)?;
-    o.partitions = a
-        .partition
-        .iter()
-        .map(|s| {
-            tokenring::simulate::parse_partition(&cluster, s)
-                .map_err(|e| format!("--partition {s:?}: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
+    (o.crashes, o.restarts, o.partitions) = a.faults.parse(&cluster)?;
     o.events = a.events;
     let wall = std::time::Instant::now();
     let s = simulate::run(&o).map_err(|e| format!("cannot write events: {e}"))?;
@@ -873,17 +833,7 @@ fn sim_gossip(a: SimGossipArgs) -> Result<ExitCode, String> {
     o.net = net_model(&a.latency, a.loss, a.duplicate)?;
     o.params = a.gossip.params()?;
     o.partition_nemesis = a.partition_nemesis;
-    o.partitions = a
-        .partition
-        .iter()
-        .map(|s| {
-            dsys::tokenring::simulate::parse_partition(&cluster, s)
-                .map_err(|e| format!("--partition {s:?}: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
-    o.crashes = parse_node_times(&cluster, &a.crash, "--crash")?;
-    o.restarts = parse_node_times(&cluster, &a.restart, "--restart")?;
-    check_faults(&cluster, &o.crashes, &o.restarts)?;
+    (o.crashes, o.restarts, o.partitions) = a.faults.parse(&cluster)?;
     o.events = a.events;
     let wall = std::time::Instant::now();
     let s = simulate::run(&o).map_err(|e| format!("cannot write events: {e}"))?;
@@ -903,6 +853,43 @@ fn sim_gossip(a: SimGossipArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The fault flags every `dsys sim` command takes.
+#[derive(Args)]
+struct FaultArgs {
+    /// Kill a node: NODE@TIME (repeatable)
+    #[arg(long, value_name = "NODE@TIME")]
+    crash: Vec<String>,
+    /// Restart a killed node with no state: NODE@TIME (repeatable)
+    #[arg(long, value_name = "NODE@TIME")]
+    restart: Vec<String>,
+    /// Cut links between two sides for a while: 'A,B|C,D@FROM-TO' (repeatable)
+    #[arg(long, value_name = "SPEC")]
+    partition: Vec<String>,
+}
+
+type NodeTimes = Vec<(dsys::node::NodeId, Duration)>;
+
+impl FaultArgs {
+    /// Crashes, restarts and partitions, checked against the cluster.
+    fn parse(
+        &self,
+        c: &Cluster,
+    ) -> Result<(NodeTimes, NodeTimes, Vec<tokenring::simulate::Partition>), String> {
+        let crashes = parse_node_times(c, &self.crash, "--crash")?;
+        let restarts = parse_node_times(c, &self.restart, "--restart")?;
+        check_faults(c, &crashes, &restarts)?;
+        let partitions = self
+            .partition
+            .iter()
+            .map(|s| {
+                tokenring::simulate::parse_partition(c, s)
+                    .map_err(|e| format!("--partition {s:?}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((crashes, restarts, partitions))
+    }
 }
 
 /// The simulated network from the `--latency`, `--loss`, `--duplicate` flags.

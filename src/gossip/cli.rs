@@ -5,7 +5,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
@@ -152,9 +152,7 @@ pub async fn run(o: Options) -> Result<(), CliError> {
             }
         }
     });
-    let first_seq = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_micros() as u64);
+    let first_seq = crate::events::wall_us().max(1);
     let machine = Gossip::new(
         me,
         [],

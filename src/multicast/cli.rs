@@ -8,7 +8,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::{Rng as _, SeedableRng};
 use tokio::sync::{mpsc, watch};
@@ -66,9 +66,7 @@ pub async fn run(o: Options) -> Result<(), CliError> {
             }
         }
     });
-    let inc = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_micros() as u64);
+    let inc = crate::events::wall_us().max(1);
     let machine = Multicast::new(me, c.ids(), inc);
     let node = driver::launch(machine, c.clone(), me, sink, events, stop_rx).await?;
     let (gen_tx, gen_rx) = watch::channel(o.generate);
