@@ -49,13 +49,32 @@ fn topology_from_prompts_words_everywhere_and_a_restarted_node_catches_up() {
     d.send("2");
     c.send("d");
     d.send("c");
-    c.expect("linked with d", 10);
-    d.expect("linked with c", 10);
+    // Either add may land first; both ends end up linked either way.
+    for (p, other) in [(&c, "d"), (&d, "c")] {
+        let done = || {
+            p.count(&format!("linked with {other}")) > 0
+                || p.count(&format!("{other} is already a neighbor")) > 0
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            done(),
+            "{}: not linked with {other}:\n{}",
+            p.name,
+            p.lines().join("\n")
+        );
+    }
     d.send("b");
     d.expect("linked with b", 10);
     for p in [&a, &b, &c, &d] {
         p.expect("type `help` for commands", 10);
     }
+    c.send("peers");
+    d.send("peers");
+    c.expect("  d ", 5);
+    d.expect("  c ", 5);
 
     a.send("say alpha");
     d.send("say delta");
