@@ -11,10 +11,12 @@
 //! * `events`    — the JSON-lines event log (`--events FILE`).
 //! * `sim`       — the deterministic simulator and its fault injection.
 //! * `check`     — invariants over event logs (`dsys check`).
+//! * `bench`     — what the `dsys bench` commands share: child processes, configs.
 //! * `duration`  — parsing `250ms`, `1s`, `2m` on the command line.
 //! * `tokenring` — token ring mutual exclusion.
 //! * `gossip`    — word dissemination by rumor mongering and anti-entropy.
 
+pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod config;

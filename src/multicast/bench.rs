@@ -5,11 +5,10 @@
 //! the group), the time from writing a line to a node's stdin to reading
 //! its delivery on that node's stdout.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
 use std::time::{Duration, Instant};
+
+use crate::bench::{Proc, loopback_config, percentile_ms};
 
 pub struct Options {
     pub nodes: usize,
@@ -18,68 +17,16 @@ pub struct Options {
     pub light_seconds: f64,
 }
 
-struct Node {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<(Instant, String)>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(nodes: usize) -> Result<(Vec<Node>, std::path::PathBuf), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let dir = std::env::temp_dir().join(format!("dsys-bench-mc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let mut obj = serde_json::Map::new();
-    for i in 1..=nodes {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        obj.insert(format!("m{i}"), format!("127.0.0.1:{port}").into());
-    }
-    let peers = dir.join("peers.json");
-    std::fs::write(&peers, serde_json::Value::Object(obj).to_string())
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for i in 1..=nodes {
-        let mut child = Command::new(&exe)
-            .args(["multicast", &format!("m{i}"), "--plain", "--peers"])
-            .arg(&peers)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send((Instant::now(), line)).is_err() {
-                    break;
-                }
-            }
-        });
-        out.push(Node {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-        });
-    }
-    Ok((out, dir))
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3
+/// `nodes` multicast processes in one group; returns them and the folder.
+fn start(nodes: usize) -> Result<(Vec<Proc>, std::path::PathBuf), String> {
+    let names: Vec<String> = (1..=nodes).map(|i| format!("m{i}")).collect();
+    let (dir, peers) = loopback_config("multicast", &names)?;
+    let peers = peers.display().to_string();
+    let procs = names
+        .iter()
+        .map(|n| Proc::spawn(&["multicast", n, "--plain", "--peers", &peers].map(String::from)))
+        .collect::<Result<_, _>>()?;
+    Ok((procs, dir))
 }
 
 pub fn run(o: Options) -> Result<(), String> {
@@ -165,9 +112,9 @@ pub fn run(o: Options) -> Result<(), String> {
     println!(
         "latency at {:.0} messages/s: median {:.2}ms, p99 {:.2}ms, max {:.2}ms (stdin write to stdout read, {} messages)",
         o.light_rate,
-        pct(&lat, 0.5),
-        pct(&lat, 0.99),
-        pct(&lat, 1.0),
+        percentile_ms(&lat, 0.5),
+        percentile_ms(&lat, 0.99),
+        percentile_ms(&lat, 1.0),
         lat.len()
     );
     drop(nodes);

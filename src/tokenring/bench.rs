@@ -4,11 +4,9 @@
 //! lock-to-enter latency as a user sees it (from writing `lock` to reading
 //! "entered the critical section") on another node.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use crate::bench::{Proc, loopback_config, percentile_ms};
 
 pub struct Options {
     pub nodes: usize,
@@ -16,105 +14,31 @@ pub struct Options {
     pub locks: usize,
 }
 
-struct Node {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<(Instant, String)>,
-}
-
-impl Node {
-    fn say(&mut self, line: &str) -> std::io::Result<()> {
-        writeln!(self.stdin, "{line}")?;
-        self.stdin.flush()
-    }
-
-    /// Waits for a line containing `needle`; returns when it was read.
-    fn wait(&self, needle: &str, limit: Duration) -> Result<Instant, String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok((t, l)) if l.contains(needle) => return Ok(t),
-                Ok(_) => {}
-                Err(_) => return Err(format!("no {needle:?} within {limit:?}")),
-            }
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.say("quit");
-        std::thread::sleep(Duration::from_millis(50));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
-}
-
 pub fn run(o: Options) -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
-    let dir = std::env::temp_dir().join(format!("dsys-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let names: Vec<String> = (1..=o.nodes).map(|i| format!("b{i}")).collect();
-    let mut obj = serde_json::Map::new();
-    for n in &names {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        obj.insert(n.clone(), format!("127.0.0.1:{port}").into());
-    }
-    let machines = dir.join("machines.json");
-    std::fs::write(&machines, serde_json::Value::Object(obj).to_string())
-        .map_err(|e| e.to_string())?;
-
+    let (dir, machines) = loopback_config("tokenring", &names)?;
+    let machines = machines.display().to_string();
     let mut nodes = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let next = &names[(i + 1) % names.len()];
-        let mut child = Command::new(&exe)
-            .args([
-                "tokenring",
-                n,
-                "--next",
-                next,
-                "--hop-delay",
-                "0ms",
-                "--machines",
-            ])
-            .arg(&machines)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {n}: {e}"))?;
-        let stdin = child.stdin.take().ok_or("no stdin")?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send((Instant::now(), line)).is_err() {
-                    break;
-                }
-            }
-        });
-        nodes.push(Node {
-            child,
-            stdin,
-            lines,
-        });
+        let args = [
+            "tokenring",
+            n,
+            "--next",
+            next,
+            "--hop-delay",
+            "0ms",
+            "--machines",
+            &machines,
+        ];
+        nodes.push(Proc::spawn(&args.map(String::from))?);
     }
     for n in &nodes {
         n.wait("Type `help`", Duration::from_secs(10))?;
     }
     // Past every node's lease quiet period (2s) before anyone locks.
     let born = Instant::now();
-    nodes[0].say("start").map_err(|e| e.to_string())?;
+    nodes[0].say("start")?;
 
     // Hops per second, read off node 1's `token N` lines.
     let watcher = &nodes[0];
@@ -157,10 +81,10 @@ pub fn run(o: Options) -> Result<(), String> {
     for _ in 0..o.locks {
         while locker.lines.try_recv().is_ok() {}
         let asked = Instant::now();
-        locker.say("lock").map_err(|e| e.to_string())?;
+        locker.say("lock")?;
         let entered = locker.wait("entered the critical section", Duration::from_secs(10))?;
         waits.push(entered.saturating_duration_since(asked));
-        locker.say("unlock").map_err(|e| e.to_string())?;
+        locker.say("unlock")?;
         locker.wait("left the critical section", Duration::from_secs(10))?;
     }
     waits.sort_unstable();
@@ -168,10 +92,10 @@ pub fn run(o: Options) -> Result<(), String> {
         println!(
             "lock-to-enter ({} locks, token moving): median {:.2}ms, p90 {:.2}ms, p99 {:.2}ms, max {:.2}ms",
             waits.len(),
-            percentile(&waits, 0.5).as_secs_f64() * 1e3,
-            percentile(&waits, 0.9).as_secs_f64() * 1e3,
-            percentile(&waits, 0.99).as_secs_f64() * 1e3,
-            percentile(&waits, 1.0).as_secs_f64() * 1e3,
+            percentile_ms(&waits, 0.5),
+            percentile_ms(&waits, 0.9),
+            percentile_ms(&waits, 0.99),
+            percentile_ms(&waits, 1.0),
         );
     }
     drop(nodes);

@@ -1,0 +1,100 @@
+//! What the `dsys bench` commands share: a loopback config on free ports,
+//! and `dsys` child processes typed into through stdin and read, with each
+//! line's arrival time, through stdout.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Writes `{name: "127.0.0.1:PORT"}` for free ports into a fresh temp
+/// folder named after `tag`; returns (folder, file).
+pub fn loopback_config(tag: &str, names: &[String]) -> Result<(PathBuf, PathBuf), String> {
+    let dir = std::env::temp_dir().join(format!("dsys-bench-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut obj = serde_json::Map::new();
+    for n in names {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        obj.insert(n.clone(), format!("127.0.0.1:{port}").into());
+    }
+    let file = dir.join("nodes.json");
+    std::fs::write(&file, serde_json::Value::Object(obj).to_string()).map_err(|e| e.to_string())?;
+    Ok((dir, file))
+}
+
+/// A `dsys` child process; killed when dropped.
+pub struct Proc {
+    child: Child,
+    pub stdin: Option<ChildStdin>,
+    /// Stdout lines with the moment each was read.
+    pub lines: mpsc::Receiver<(Instant, String)>,
+}
+
+impl Proc {
+    /// Starts this very binary with `args`.
+    pub fn spawn(args: &[String]) -> Result<Proc, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start dsys {}: {e}", args.join(" ")))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Proc {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+        })
+    }
+
+    pub fn say(&mut self, line: &str) -> Result<(), String> {
+        let stdin = self.stdin.as_mut().ok_or("stdin is closed")?;
+        writeln!(stdin, "{line}")
+            .and_then(|_| stdin.flush())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Waits for a line containing `needle`; returns when it was read.
+    pub fn wait(&self, needle: &str, limit: Duration) -> Result<Instant, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((t, l)) if l.contains(needle) => return Ok(t),
+                Ok(_) => {}
+                Err(_) => return Err(format!("no {needle:?} within {limit:?}")),
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `p` quantile of sorted durations, in milliseconds.
+pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3
+}
