@@ -154,18 +154,6 @@ impl Multicast {
         }
     }
 
-    pub fn clock(&self) -> u64 {
-        self.clock
-    }
-
-    pub fn holdback_len(&self) -> usize {
-        self.holdback.len()
-    }
-
-    pub fn joined(&self) -> bool {
-        self.joined
-    }
-
     fn others(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.peers.keys().copied()
     }
