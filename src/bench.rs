@@ -90,11 +90,3 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
-
-/// The `p` quantile of sorted durations, in milliseconds.
-pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3
-}

@@ -1,11 +1,12 @@
-//! Pieces every interactive node shares: the error type of the command
-//! line (exit code 2), stdin read on a thread, SIGTERM as a stream, opening
-//! the event log.
+//! The binary's edge: the error type every command returns (with its exit
+//! code), the tokio runtime, and where logs go.
+//!
+//! Exit codes: 0 fine, 1 a check failed or a run broke, 2 bad command line,
+//! config or file (fixed by the user).
 
-use std::io::BufRead;
-use std::path::PathBuf;
-
-use tokio::sync::mpsc;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::events::EventLog;
 
@@ -22,13 +23,44 @@ pub enum CliError {
     },
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Check(#[from] crate::check::CheckError),
+    /// Something broke while running (not the user's input).
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl CliError {
-    /// 2: all of these are fixed by the user (arguments, files, a busy port).
-    pub fn exit_code(&self) -> i32 {
-        2
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Failed(_) => 1,
+            _ => 2,
+        }
     }
+
+    pub fn usage(msg: impl Into<String>) -> CliError {
+        CliError::Usage(msg.into())
+    }
+}
+
+impl From<String> for CliError {
+    fn from(s: String) -> CliError {
+        CliError::Usage(s)
+    }
+}
+
+/// What a command returns: `Ok(true)` exit 0, `Ok(false)` exit 1 (a check
+/// failed, a demo exercised nothing), `Err` its exit code.
+pub type Outcome = Result<bool, CliError>;
+
+/// Runs `fut` on a single-threaded tokio runtime (a node's work is one
+/// state machine; one thread avoids cross-thread wakeups on every message).
+pub fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
+    Ok(rt.block_on(fut))
 }
 
 /// Opens `--events FILE` if given, naming the file on failure.
@@ -42,35 +74,54 @@ pub fn open_events(path: Option<&PathBuf>) -> Result<Option<EventLog>, CliError>
     .transpose()
 }
 
-/// Lines from stdin, read on a thread (stdin may be a terminal or a pipe).
-pub fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+/// Opens FILE for appending (a log several processes may share).
+pub fn open_append(path: &Path) -> Result<std::fs::File, CliError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| CliError::File {
+            file: path.to_path_buf(),
+            source,
+        })
 }
 
-/// SIGTERM as a stream (a never-firing one where signals are unavailable).
-pub fn signal_stream() -> mpsc::UnboundedReceiver<()> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut s) = signal(SignalKind::terminate()) {
-            while s.recv().await.is_some() {
-                if tx.send(()).is_err() {
-                    break;
-                }
-            }
+/// Where log lines go: stderr until a terminal UI takes the screen over and
+/// redirects them to a file.
+static LOG_FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match LOG_FILE.lock().ok().as_mut().and_then(|f| f.as_mut()) {
+            Some(f) => f.write_all(buf)?,
+            None => std::io::stderr().write_all(buf)?,
         }
-    });
-    #[cfg(not(unix))]
-    drop(tx);
-    rx
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the log subscriber (`RUST_LOG`, default warnings) once.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(|| LogWriter)
+        .try_init();
+}
+
+/// From now on, log lines go to `path` (a UI owns the terminal).
+pub fn log_to_file(path: &Path) -> std::io::Result<()> {
+    let f = std::fs::File::create(path)?;
+    if let Ok(mut slot) = LOG_FILE.lock() {
+        *slot = Some(f);
+    }
+    Ok(())
 }

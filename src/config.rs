@@ -2,8 +2,9 @@
 //!
 //! Both files are one JSON object mapping a node's name to its `host:port`,
 //! exactly as the original Python toolkit wrote them. This module owns turning
-//! such a file into a [`Cluster`] and saying precisely what is wrong with a bad
-//! one (which file, which name, which field); it knows nothing of algorithms.
+//! such a file into a [`Cluster`] (whose indices are [`NodeId`]s) and saying
+//! precisely what is wrong with a bad one (which file, which name, which
+//! field); it knows nothing of algorithms, nodes or networks.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,11 +13,22 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 
-use crate::node::NodeId;
-
-/// The 6-node loopback cluster embedded in the binary (used by `dsys demo`
-/// and whenever no file is given and `machines.txt` is absent).
+/// The 3-node loopback cluster embedded in the binary (used whenever no file
+/// is given and the default file is absent). The shipped `machines.txt` and
+/// `peers.json` are the same three nodes, so a new user's first cluster is
+/// complete with three terminals.
 pub const DEFAULT_MACHINES: &str = include_str!("../machines.txt");
+
+/// A node's index in its [`Cluster`] (names sorted). Indices are local: the
+/// wire carries names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -135,6 +147,27 @@ impl Cluster {
             addrs,
             by_name,
         })
+    }
+
+    /// The config named by a `--machines`/`--peers` flag; without one,
+    /// `./default_file` if it exists, else the built-in cluster (saying so
+    /// on stderr).
+    pub fn from_flag(path: Option<&Path>, default_file: &str) -> Result<Cluster, ConfigError> {
+        match path {
+            Some(p) => Cluster::load(p),
+            None if Path::new(default_file).exists() => Cluster::load(Path::new(default_file)),
+            None => {
+                let c = Cluster::parse(
+                    Path::new(&format!("<built-in {default_file}>")),
+                    DEFAULT_MACHINES,
+                )?;
+                eprintln!(
+                    "no {default_file} here: using the built-in {} on 127.0.0.1",
+                    c.names().join(", ")
+                );
+                Ok(c)
+            }
+        }
     }
 
     /// A cluster of `n` nodes `l1..ln` on loopback, from `base_port` up.
@@ -293,9 +326,9 @@ mod tests {
     }
 
     #[test]
-    fn embedded_default_is_six_loopback_nodes() {
+    fn embedded_default_is_three_loopback_nodes() {
         let c = parse(DEFAULT_MACHINES).unwrap();
-        assert_eq!(c.len(), 6);
+        assert_eq!(c.len(), 3);
         assert!(c.ids().all(|id| c.addr(id).ip().is_loopback()));
     }
 }

@@ -1,249 +1,295 @@
 //! The tokio driver: one task owns one node's state machine and `select!`s
 //! over inbound messages, link changes, user commands, its timers and
 //! shutdown; after every input it carries out the effects (send through the
-//! transport, arm timers, hand notes to the user-facing sink, write events).
+//! transport, arm timers, hand notes to the output thread).
 //!
-//! The driver owns no protocol state and knows no algorithm: anything a user
-//! sees comes from the `Note`s, through the sink the caller provides.
+//! The driver owns no protocol state and knows no algorithm; it runs on any
+//! [`Transport`] (gRPC for real nodes, channels in tests). Nothing slow
+//! happens here: sends only queue, output goes to a writer thread.
+//!
+//! Fairness: inbound messages are taken in bursts of at most [`BURST`];
+//! between bursts every due timer fires. A flooded inbox therefore cannot
+//! starve timers (a lease still expires on time), and a zero-delay timer set
+//! while handling a burst runs once the burst is done, which is how a
+//! machine batches work ("ack when the inbox is drained").
 
-use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{error, warn};
+use tokio::time::Instant;
+use tracing::warn;
 
-use crate::config::Cluster;
-use crate::events::{EventLog, wall_us};
-use crate::net::transport::stopped;
-use crate::net::{Inbound, Transport, Wire};
-use crate::node::{Effect, NodeId, Note as _, Out, Protocol, WireKind};
+use crate::config::{Cluster, NodeId};
+use crate::events::{Common, wall_us};
+use crate::net::grpc::{GrpcTransport, stopped};
+use crate::net::{Inbound, LinkTable, NetError, Transport, Wire};
+use crate::node::{Effect, Out, Protocol};
+use crate::output::{Item, Output};
 
-/// Where a node's notes go (console lines, the critical-section log, ...).
-pub type Sink<N> = Box<dyn FnMut(&N) + Send>;
+/// Most inbound messages handled before due timers get their turn.
+pub const BURST: usize = 64;
+/// User commands waiting for the node, at most (the reader waits past it).
+pub const COMMAND_CAPACITY: usize = 256;
+/// How long a stopping node leaves its links open for its last messages.
+const LAST_WORDS: Duration = Duration::from_millis(150);
 
-/// Timers in deadline order; ties in the order they were set.
+/// A timer waiting to fire; ordered by deadline, then by when it was set.
+struct Pending<T> {
+    at: Instant,
+    seq: u64,
+    timer: T,
+}
+
+impl<T> PartialEq for Pending<T> {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl<T> Eq for Pending<T> {}
+impl<T> PartialOrd for Pending<T> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<T> Ord for Pending<T> {
+    // Reversed: BinaryHeap is a max-heap and the earliest must come first.
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
 struct Timers<T> {
-    heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    pending: std::collections::HashMap<u64, T>,
+    heap: BinaryHeap<Pending<T>>,
     seq: u64,
 }
 
 impl<T> Timers<T> {
-    fn new() -> Self {
-        Timers {
-            heap: BinaryHeap::new(),
-            pending: Default::default(),
-            seq: 0,
-        }
-    }
-
-    fn set(&mut self, at: Instant, t: T) {
+    fn set(&mut self, at: Instant, timer: T) {
         self.seq += 1;
-        self.heap.push(Reverse((at, self.seq)));
-        self.pending.insert(self.seq, t);
+        self.heap.push(Pending {
+            at,
+            seq: self.seq,
+            timer,
+        });
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
+        self.heap.peek().map(|p| p.at)
     }
 
     fn pop_due(&mut self, now: Instant) -> Option<T> {
-        match self.heap.peek() {
-            Some(Reverse((at, _))) if *at <= now => {
-                let Reverse((_, seq)) = self.heap.pop()?;
-                self.pending.remove(&seq)
-            }
-            _ => None,
+        if self.heap.peek()?.at <= now {
+            self.heap.pop().map(|p| p.timer)
+        } else {
+            None
         }
     }
 }
 
 /// Everything one node needs to run.
-pub struct NodeRun<P: Protocol>
-where
-    P::Msg: Wire,
-{
+pub struct Node<P: Protocol, T> {
     pub machine: P,
     pub me: NodeId,
     pub cluster: Arc<Cluster>,
-    pub transport: Transport<P::Msg>,
-    pub inbox: mpsc::UnboundedReceiver<Inbound<P::Msg>>,
-    pub commands: mpsc::UnboundedReceiver<P::Cmd>,
-    pub sink: Sink<P::Note>,
-    pub events: Option<EventLog>,
+    pub transport: T,
+    pub inbox: mpsc::Receiver<Inbound<P::Msg>>,
+    pub commands: mpsc::Receiver<P::Cmd>,
+    pub output: Output<P::Note>,
     /// Turns true for a graceful stop.
     pub shutdown: watch::Receiver<bool>,
     /// Stops the transport, once the last messages had a moment to leave.
     pub net_stop: watch::Sender<bool>,
 }
 
-/// How long a stopping node leaves its links open for its last messages.
-const LAST_WORDS: Duration = Duration::from_millis(150);
+struct Run<P: Protocol, T> {
+    node: Node<P, T>,
+    started: Instant,
+    timers: Timers<P::Timer>,
+    out: Out<P>,
+    record_sends: bool,
+}
+
+impl<P: Protocol, T: Transport<P::Msg>> Run<P, T> {
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Carries out the effects of the last input.
+    fn apply(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let t_us = wall_us();
+        let node = &mut self.node;
+        for effect in self.out.drain() {
+            match effect {
+                Effect::Send { to, msg } => {
+                    let kind = msg.kind();
+                    if self.record_sends {
+                        node.output.push(Item::Send { t_us, to, kind });
+                    }
+                    if let Err(e) = node.transport.send(to, &msg) {
+                        warn!(error = %e, "send failed");
+                    }
+                }
+                Effect::Timer { after, timer } => self.timers.set(Instant::now() + after, timer),
+                Effect::Note(note) => node.output.push(Item::Note { t_us, note }),
+            }
+        }
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(t) = self.timers.pop_due(now) {
+            self.out.set_now(self.now());
+            self.node.machine.on_timer(t, &mut self.out);
+            self.apply();
+        }
+    }
+
+    fn inbound(&mut self, inbound: Inbound<P::Msg>) {
+        self.out.set_now(self.now());
+        match inbound {
+            Inbound::Msg { from, msg } => self.node.machine.on_message(from, msg, &mut self.out),
+            Inbound::Link { peer, up } => self.node.machine.on_link(peer, up, &mut self.out),
+        }
+        self.apply();
+    }
+}
 
 /// Runs the node until shutdown; returns its state machine.
-pub async fn run<P: Protocol>(mut node: NodeRun<P>) -> P
-where
-    P::Msg: Wire,
-{
-    let started = Instant::now();
-    let mut timers: Timers<P::Timer> = Timers::new();
-    let mut out: Out<P> = Out::new(Duration::ZERO);
-    let mut flush = tokio::time::interval(Duration::from_millis(100));
-    flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+pub async fn run<P: Protocol, T: Transport<P::Msg>>(node: Node<P, T>) -> P {
+    let record_sends = node.output.records_events();
+    let mut r = Run {
+        node,
+        started: Instant::now(),
+        timers: Timers {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        },
+        out: Out::new(Duration::ZERO),
+        record_sends,
+    };
     let mut commands_open = true;
-    let name = node.cluster.name(node.me).to_string();
-
-    if let Some(log) = &mut node.events {
-        let _ = log.write(wall_us(), &name, "start", &Default::default());
-    }
-    node.machine.on_start(&mut out);
-    apply(&mut node, &name, &mut out, &mut timers);
+    r.node.output.push(Item::Common {
+        t_us: wall_us(),
+        event: Common::Start,
+    });
+    r.node.machine.on_start(&mut r.out);
+    r.apply();
     loop {
-        let deadline = timers.next_deadline();
-        // A timer already due fires without a trip through tokio's timer
-        // wheel (millisecond granularity), but only after pending inbound
-        // messages (the select is biased), so zero-delay timers batch work.
+        r.fire_due_timers();
+        // Idle (nothing waiting, no timer due): hand the output over now.
+        if r.node.inbox.is_empty() || r.node.output.len() >= 256 {
+            r.node.output.flush(wall_us());
+        }
+        let deadline = r.timers.next_deadline();
+        let accepting = commands_open && r.node.machine.accepting_commands();
         let sleep = async move {
-            if let Some(d) = deadline
-                && d > Instant::now()
-            {
-                tokio::time::sleep_until(d).await;
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
             }
         };
         tokio::select! {
             biased;
-            _ = stopped(&mut node.shutdown) => break,
-            inbound = node.inbox.recv() => {
+            _ = stopped(&mut r.node.shutdown) => break,
+            inbound = r.node.inbox.recv() => {
                 let Some(inbound) = inbound else { break };
-                out.set_now(started.elapsed());
-                match inbound {
-                    Inbound::Msg { from, msg } => node.machine.on_message(from, msg, &mut out),
-                    Inbound::Link { peer, up } => node.machine.on_link(peer, up, &mut out),
+                r.inbound(inbound);
+                for _ in 1..BURST {
+                    match r.node.inbox.try_recv() {
+                        Ok(i) => r.inbound(i),
+                        Err(_) => break,
+                    }
                 }
             }
-            cmd = node.commands.recv(), if commands_open => match cmd {
+            cmd = r.node.commands.recv(), if accepting => match cmd {
                 Some(cmd) => {
-                    out.set_now(started.elapsed());
-                    node.machine.on_command(cmd, &mut out);
+                    r.out.set_now(r.now());
+                    r.node.machine.on_command(cmd, &mut r.out);
+                    r.apply();
                 }
-                // End of input does not stop a node; quit, Ctrl-C, SIGTERM do.
+                // No more commands (the user's side is gone); the node runs on
+                // until shutdown.
                 None => commands_open = false,
             },
-            _ = sleep, if deadline.is_some() => {
-                let now = Instant::now();
-                while let Some(t) = timers.pop_due(now) {
-                    out.set_now(started.elapsed());
-                    node.machine.on_timer(t, &mut out);
-                    apply(&mut node, &name, &mut out, &mut timers);
-                }
-            }
-            _ = flush.tick() => {
-                if let Some(log) = &mut node.events
-                    && let Err(e) = log.flush()
-                {
-                    error!(error = %e, "cannot write the event log; events stop here");
-                    node.events = None;
-                }
-            }
+            _ = sleep => {}
         }
-        apply(&mut node, &name, &mut out, &mut timers);
     }
-    out.set_now(started.elapsed());
-    node.machine.on_stop(&mut out);
-    let had_last_words = !out.is_empty();
-    apply(&mut node, &name, &mut out, &mut timers);
-    if let Some(log) = &mut node.events {
-        let _ = log.flush();
-    }
+    r.out.set_now(r.now());
+    r.node.machine.on_stop(&mut r.out);
+    let had_last_words = !r.out.is_empty();
+    r.apply();
+    r.node.output.flush(wall_us());
     if had_last_words {
         tokio::time::sleep(LAST_WORDS).await;
     }
-    let _ = node.net_stop.send(true);
+    let _ = r.node.net_stop.send(true);
+    let Run { node, .. } = r;
+    node.output.close(wall_us());
     node.machine
 }
 
-fn apply<P: Protocol>(
-    node: &mut NodeRun<P>,
-    name: &str,
-    out: &mut Out<P>,
-    timers: &mut Timers<P::Timer>,
-) where
-    P::Msg: Wire,
-{
-    if out.is_empty() {
-        return;
-    }
-    for effect in out.drain() {
-        match effect {
-            Effect::Send { to, msg } => {
-                let kind = msg.kind();
-                if let Some(log) = &mut node.events {
-                    let _ = log.write_send(wall_us(), name, node.cluster.name(to), kind);
-                }
-                if let Err(e) = node.transport.send(to, &msg, kind) {
-                    warn!(error = %e, "send failed");
-                }
-            }
-            Effect::Timer { after, timer } => timers.set(Instant::now() + after, timer),
-            Effect::Note(note) => {
-                if let Some(log) = &mut node.events
-                    && let Some(ev) = note.event(&node.cluster)
-                {
-                    let _ = log.write(wall_us(), name, ev.name, &ev.fields);
-                    if note.urgent() {
-                        let _ = log.flush();
-                    }
-                }
-                (node.sink)(&note);
-            }
-        }
-    }
-}
-
-/// A node started by [`launch`].
+/// A node started by [`launch`] or [`launch_on`].
 pub struct Running<P: Protocol> {
-    pub commands: mpsc::UnboundedSender<P::Cmd>,
-    pub links: Arc<crate::net::LinkTable>,
+    pub commands: mpsc::Sender<P::Cmd>,
+    pub links: Arc<LinkTable>,
     pub task: tokio::task::JoinHandle<P>,
 }
 
-/// Binds `me`'s address and runs `machine` there until `shutdown`; fails
-/// only if it cannot listen.
-pub async fn launch<P: Protocol + Send + 'static>(
+/// Binds `me`'s address and runs `machine` there on the gRPC transport
+/// until `shutdown`; fails only if it cannot listen.
+pub async fn launch<P: Protocol>(
     machine: P,
     cluster: Arc<Cluster>,
     me: NodeId,
-    sink: Sink<P::Note>,
-    events: Option<EventLog>,
+    output: Output<P::Note>,
     shutdown: watch::Receiver<bool>,
-) -> Result<Running<P>, crate::net::NetError>
+) -> Result<Running<P>, NetError>
 where
     P::Msg: Wire,
 {
     // The transport outlives the driver's own shutdown by a moment (see
     // `LAST_WORDS`); dropping `net_stop` (an aborted node) stops it at once.
     let (net_stop, net_stop_rx) = watch::channel(false);
-    let (transport, inbox) = Transport::bind(cluster.clone(), me, net_stop_rx).await?;
-    let links = transport.links();
-    let (commands, command_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run(NodeRun {
+    let (transport, inbox, links) =
+        GrpcTransport::<P::Msg>::bind(cluster.clone(), me, net_stop_rx).await?;
+    Ok(launch_on(
+        machine, cluster, me, transport, inbox, links, output, shutdown, net_stop,
+    ))
+}
+
+/// Runs `machine` on any transport.
+#[allow(clippy::too_many_arguments)]
+pub fn launch_on<P: Protocol, T: Transport<P::Msg>>(
+    machine: P,
+    cluster: Arc<Cluster>,
+    me: NodeId,
+    transport: T,
+    inbox: mpsc::Receiver<Inbound<P::Msg>>,
+    links: Arc<LinkTable>,
+    output: Output<P::Note>,
+    shutdown: watch::Receiver<bool>,
+    net_stop: watch::Sender<bool>,
+) -> Running<P> {
+    let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
+    let task = tokio::spawn(run(Node {
         machine,
         me,
         cluster,
         transport,
         inbox,
         commands: command_rx,
-        sink,
-        events,
+        output,
         shutdown,
         net_stop,
     }));
-    Ok(Running {
+    Running {
         commands,
         links,
         task,
-    })
+    }
 }

@@ -3,23 +3,33 @@
 //! verify what happened.
 //!
 //! # Layout
-//! * `node`      — the state-machine contract: `Protocol`, `Out`, `Effect`, `NodeId`.
-//! * `config`    — `machines.txt` / `peers.json` loading and validation.
-//! * `cli`       — what the interactive nodes share: errors, stdin, signals.
-//! * `net`       — the gRPC transport: one FIFO stream per link, reconnects, codecs.
-//! * `driver`    — the tokio driver that runs one state machine on the transport.
-//! * `events`    — the JSON-lines event log (`--events FILE`).
-//! * `sim`       — the deterministic simulator and its fault injection.
-//! * `check`     — invariants over event logs (`dsys check`).
-//! * `bench`     — what the `dsys bench` commands share: child processes, configs.
+//! * `registry`  — the list of algorithms (one line each) and the command line built from it.
+//! * `node`      — the state-machine contract: `Protocol`, `Out`, `Effect`, `Note`.
+//! * `config`    — `machines.txt` / `peers.json`: the `Cluster` and its `NodeId`s.
+//! * `net`       — the transport: opaque messages over FIFO links (gRPC; channels for tests).
+//! * `driver`    — the tokio driver that runs one state machine on a transport.
+//! * `output`    — a node's events and lines, written off its protocol task.
+//! * `events`    — the typed JSON-lines event log (`--events FILE`): writing and reading.
+//! * `sim`       — the deterministic simulator, its faults and campaigns.
+//! * `check`     — what checkers share: verdicts, intervals, `dsys check`.
+//! * `ui`        — what interactive nodes share: input, commands, prompts, the shell.
+//! * `cli`       — the binary's edge: errors and exit codes, runtime, logging.
+//! * `demo`      — what `dsys demo` commands share: a local cluster, a stage, nodes.
+//! * `bench`     — what `dsys bench` commands share: child processes, configs.
+//! * `seqset`    — sets of sequence numbers as ranges.
+//! * `stats`     — percentiles and latency summaries.
+//! * `words`     — the embedded word list generators draw from.
 //! * `duration`  — parsing `250ms`, `1s`, `2m` on the command line.
-//! * `tokenring` — token ring mutual exclusion.
+//! * `tokenring` — token ring mutual exclusion with majority leases.
 //! * `gossip`    — word dissemination by rumor mongering and anti-entropy.
+//! * `multicast` — totally ordered multicast chat.
+#![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod driver;
 pub mod duration;
 pub mod events;
@@ -27,5 +37,11 @@ pub mod gossip;
 pub mod multicast;
 pub mod net;
 pub mod node;
+pub mod output;
+pub mod registry;
+pub mod seqset;
 pub mod sim;
+pub mod stats;
 pub mod tokenring;
+pub mod ui;
+pub mod words;

@@ -1,4 +1,4 @@
-//! The state-machine contract every algorithm implements.
+//! The state-machine contract every peer-to-peer algorithm implements.
 //!
 //! An algorithm is a *sans-IO* state machine: it consumes inputs (a message
 //! from a peer, a timer it set earlier, a command from the user, a link going
@@ -16,73 +16,32 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
-
 use crate::config::Cluster;
+pub use crate::config::NodeId;
+use crate::events::Event;
+use crate::net::Wire;
 
 /// The RNG every state machine is built with: seeded by the simulator and
 /// tests, from OS entropy by the real driver. ChaCha8 is portable, so a seed
 /// means the same run on every machine.
 pub type Rng = rand_chacha::ChaCha8Rng;
 
-/// A node's index in its [`Cluster`] (names sorted). Indices are local: the
-/// wire carries names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub u32);
-
-impl NodeId {
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-/// What every wire message can say about itself, for `send` events.
-pub trait WireKind {
-    /// A short stable name of the message kind (`token`, `lease_request`, ...).
-    fn kind(&self) -> &'static str;
-}
-
-/// One line for the event log: its name and fields (`t_us` and `node` are
-/// added by whoever writes it).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Event {
-    pub name: &'static str,
-    pub fields: Map<String, Value>,
-}
-
-impl Event {
-    pub fn new(name: &'static str) -> Self {
-        Event {
-            name,
-            fields: Map::new(),
-        }
-    }
-
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.fields.insert(key.to_string(), value.into());
-        self
-    }
-}
-
-/// Something an algorithm tells the outside world.
-pub trait Note: Debug {
-    /// The event-log record, if this note is one.
-    fn event(&self, cluster: &Cluster) -> Option<Event>;
-    /// The line a person at this node's terminal should read, if any.
+/// Something an algorithm tells the outside world: a typed event for the
+/// event log (and the checker), and a line for a person, either or both.
+pub trait Note: Clone + Debug + Send + 'static {
+    /// The algorithm's event type (one serde-tagged enum per algorithm).
+    type Event: Event;
+    fn event(&self, cluster: &Cluster) -> Option<Self::Event>;
     fn line(&self, cluster: &Cluster) -> Option<String>;
-    /// Must this note's event reach the disk at once (it matters after a
-    /// `kill -9`, like entering the critical section)?
-    fn urgent(&self) -> bool {
-        false
-    }
 }
 
 /// A distributed algorithm as a pure state machine.
-pub trait Protocol {
-    type Msg: Clone + Debug + WireKind + Send + 'static;
+pub trait Protocol: Send + 'static {
+    /// Wire messages; the algorithm owns their encoding (`Wire`).
+    type Msg: Wire + Clone + Debug;
     type Timer: Clone + Debug + Send + 'static;
     type Cmd: Debug + Send + 'static;
-    type Note: Note + Send + 'static;
+    type Note: Note;
 
     /// Called once when the node starts (and again for a fresh instance after
     /// a restart: a restarted node has lost all state).
@@ -95,6 +54,12 @@ pub trait Protocol {
     /// The node is shutting down on purpose (`quit`, Ctrl-C, SIGTERM): a last
     /// chance to hand over what others need. A crash never calls this.
     fn on_stop(&mut self, _out: &mut Out<Self>) {}
+    /// Whether the machine takes user commands now. A machine whose buffers
+    /// are full says no, and the driver stops reading commands until it says
+    /// yes again (the user's input waits; nothing grows without bound).
+    fn accepting_commands(&self) -> bool {
+        true
+    }
 }
 
 /// An effect the driver carries out after the state machine returns.

@@ -170,7 +170,7 @@ fn bad_answers_at_every_prompt_get_a_message_and_the_question_again() {
     b.send("say");
     b.expect("say what?", 5);
     b.send("gen sideways");
-    b.expect("gen on, or gen off", 5);
+    b.expect("usage: gen on|off", 5);
     b.send("frobnicate");
     b.expect("unknown command", 5);
     b.send("peers");

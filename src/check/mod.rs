@@ -1,108 +1,112 @@
-//! `dsys check`: invariants over event logs.
+//! What every checker shares: the [`Checker`] contract, verdicts and their
+//! exit codes, and `dsys check <algorithm> FILE...` itself. Each algorithm's
+//! checker lives in its own folder (`src/<algorithm>/check.rs`) and is fed
+//! the same typed records whether they come from event files or straight
+//! from the simulator.
 //!
-//! The readers here turn event files (one node each, or all nodes in one)
-//! into time-ordered [`Record`]s; each algorithm's checker is a typed core
-//! that the simulator tests feed directly and `dsys check` feeds from files.
+//! * `intervals` — who was inside a critical section when, and overlaps.
 
-pub mod gossip;
-pub mod multicast;
-pub mod tokenring;
+pub mod intervals;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde_json::{Map, Value};
+use crate::events::{Entry, Event, Record, read_files};
+
+/// What a check concluded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// No safety property was violated (what must never happen, did not).
+    pub safe: bool,
+    /// Every liveness property held (what should happen, did).
+    pub live: bool,
+    /// The run did what the properties are about (someone entered the
+    /// critical section, a message was delivered...). A check of a run that
+    /// exercised nothing proves nothing, and says so.
+    pub exercised: bool,
+}
+
+impl Verdict {
+    /// Passes unless a safety property failed, the run exercised nothing,
+    /// or (with `strict`) a liveness property failed.
+    pub fn passed(&self, strict: bool) -> bool {
+        self.safe && self.exercised && (self.live || !strict)
+    }
+}
+
+/// A checker's result, for people.
+pub trait Report {
+    fn verdict(&self) -> Verdict;
+    /// The whole report, ending with its verdict lines.
+    fn render(&self) -> String;
+}
+
+/// An algorithm's checker: fed records in time order, then finished.
+pub trait Checker: Default {
+    type Event: Event;
+    type Report: Report;
+    fn record(&mut self, r: &Record<Self::Event>);
+    fn finish(self) -> Self::Report;
+    /// Is this record one of this algorithm's own events? (A file without
+    /// any is refused with a hint, not checked.)
+    fn is_own(r: &Record<Self::Event>) -> bool;
+    /// Names of the events that identify this algorithm's files, for that hint.
+    const OWN_EVENTS: &'static str;
+    /// The algorithm's name (`dsys check <ALGORITHM>`).
+    const ALGORITHM: &'static str;
+}
+
+/// Feeds `records` to a fresh checker.
+pub fn check<C: Checker>(records: &[Record<C::Event>]) -> C::Report {
+    let mut c = C::default();
+    for r in records {
+        c.record(r);
+    }
+    c.finish()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{file}:{line}: {detail}")]
-    Bad {
-        file: PathBuf,
-        line: usize,
-        detail: String,
+    #[error(transparent)]
+    Read(#[from] crate::events::ReadError),
+    #[error("no {what} events in these files: are they from `dsys {algorithm} --events`?")]
+    NotThisAlgorithm {
+        what: &'static str,
+        algorithm: &'static str,
     },
 }
 
-/// One line of an event log.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Record {
-    pub t_us: u64,
-    pub node: String,
-    pub event: String,
-    pub fields: Map<String, Value>,
-}
-
-impl Record {
-    pub fn u64(&self, key: &str) -> Option<u64> {
-        self.fields.get(key).and_then(Value::as_u64)
-    }
-    pub fn str(&self, key: &str) -> Option<&str> {
-        self.fields.get(key).and_then(Value::as_str)
-    }
-    pub fn bool(&self, key: &str) -> Option<bool> {
-        self.fields.get(key).and_then(Value::as_bool)
-    }
-}
-
-/// Reads and merges event files, ordered by time (ties keep file order).
-pub fn read_files(paths: &[PathBuf]) -> Result<Vec<Record>, CheckError> {
-    let mut all = Vec::new();
-    for p in paths {
-        all.extend(read_file(p)?);
-    }
-    all.sort_by_key(|r| r.t_us);
-    Ok(all)
-}
-
-fn read_file(path: &Path) -> Result<Vec<Record>, CheckError> {
-    let file = std::fs::File::open(path).map_err(|source| CheckError::Read {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| CheckError::Read {
-            file: path.to_path_buf(),
-            source,
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |detail: String| CheckError::Bad {
-            file: path.to_path_buf(),
-            line: i + 1,
-            detail,
-        };
-        let mut fields: Map<String, Value> = match serde_json::from_str(&line) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => return Err(bad("not a JSON object".into())),
-            // A node killed mid-write leaves a torn last line: skip it.
-            Err(e) if e.is_eof() => continue,
-            Err(e) => return Err(bad(format!("not JSON: {e}"))),
-        };
-        let t_us = fields
-            .remove("t_us")
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| bad("missing numeric field \"t_us\"".into()))?;
-        let node = match fields.remove("node") {
-            Some(Value::String(s)) => s,
-            _ => return Err(bad("missing string field \"node\"".into())),
-        };
-        let event = match fields.remove("event") {
-            Some(Value::String(s)) => s,
-            _ => return Err(bad("missing string field \"event\"".into())),
-        };
-        out.push(Record {
-            t_us,
-            node,
-            event,
-            fields,
+/// `dsys check <algorithm> FILE...`: reads, checks, prints; `Ok(passed)`.
+pub fn run_files<C: Checker>(
+    algorithm: &'static str,
+    files: &[PathBuf],
+    strict: bool,
+) -> Result<bool, CheckError> {
+    let records = read_files::<C::Event>(files)?;
+    if !records.iter().any(C::is_own) {
+        return Err(CheckError::NotThisAlgorithm {
+            what: C::OWN_EVENTS,
+            algorithm,
         });
     }
-    Ok(out)
+    let report = check::<C>(&records);
+    print!("{}", report.render());
+    Ok(report.verdict().passed(strict))
+}
+
+/// True for a record that is one of the algorithm's own (not a common or
+/// unknown event): the usual [`Checker::is_own`].
+pub fn is_algo<E>(r: &Record<E>, other: impl Fn(&E) -> bool) -> bool {
+    matches!(&r.entry, Entry::Algo(e) if !other(e))
+}
+
+/// The closing line every report prints.
+pub fn verdict_line(v: Verdict, what: &str) -> String {
+    match (v.safe, v.exercised, v.live) {
+        (false, _, _) => format!("verdict: VIOLATED ({what})"),
+        (true, false, _) => format!("verdict: NOTHING EXERCISED ({what})"),
+        (true, true, true) => format!("verdict: OK ({what})"),
+        (true, true, false) => {
+            format!("verdict: SAFE, but not every liveness property held ({what})")
+        }
+    }
 }

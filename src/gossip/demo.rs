@@ -1,53 +1,73 @@
-//! `dsys demo gossip`: N real nodes on loopback gRPC in one process, linked
-//! in a printed topology, generating words quickly; one node is killed and
-//! brought back midway; the checker's coverage verdict ends it.
+//! `dsys demo gossip`: N real gossip nodes on loopback in one process,
+//! linked in a printed topology, generating words quickly; one node is
+//! killed and brought back midway; the checker's coverage verdict on
+//! everyone's events ends it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Args;
 use rand::SeedableRng;
 use rand::seq::IndexedRandom as _;
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::sync::mpsc;
 
+use super::check::GossipCheck;
 use super::topology::{Topology, build};
-use super::{Cmd, Gossip, Note, Params, WordId, word_list};
-use crate::driver::{self, Running};
-use crate::events::{SharedFile, wall_us};
-use crate::node::{NodeId, Rng};
+use super::{Cmd, Gossip, Note, Params, WordId};
+use crate::check::{Report, check};
+use crate::cli::{CliError, Outcome, block_on};
+use crate::config::NodeId;
+use crate::demo::{Nodes, Stage, local_cluster};
+use crate::events::{Common, SharedFile, read_files, wall_us};
+use crate::node::{Note as _, Rng};
+use crate::output::Output;
+use crate::registry::Run;
 
-pub struct Options {
-    pub nodes: usize,
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Number of nodes (3 to 6 with the built-in ports)
+    #[arg(short = 'n', long = "nodes", default_value_t = 5, value_parser = clap::value_parser!(u32).range(3..=6))]
+    pub nodes: u32,
+    /// How long the demo runs
+    #[arg(long, default_value = "20s", value_parser = crate::duration::parse)]
     pub duration: Duration,
+    /// Who links with whom
+    #[arg(long, value_enum, default_value_t = Topology::Random)]
     pub topology: Topology,
+    /// Write events as JSON lines to FILE (default: a temporary file)
+    #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
 }
 
-struct Node {
-    running: Option<Running<Gossip>>,
-    stop: watch::Sender<bool>,
+impl Run for DemoArgs {
+    fn run(self) -> Outcome {
+        block_on(run(self))?
+    }
 }
 
-pub async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
-    let cluster = Arc::new(crate::tokenring::demo::demo_cluster(o.nodes)?);
+async fn run(o: DemoArgs) -> Outcome {
+    let cluster =
+        Arc::new(local_cluster(o.nodes as usize).map_err(|e| CliError::Failed(e.to_string()))?);
     let mut rng = Rng::from_os_rng();
-    let graph = build(o.topology, o.nodes, &mut rng);
-    let events_path = o.events.clone().unwrap_or_else(|| {
+    let graph = build(o.topology, o.nodes as usize, &mut rng);
+    let path = o.events.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("dsys-demo-gossip-{}.jsonl", std::process::id()))
     });
-    let file =
-        SharedFile::create(&events_path).map_err(|e| format!("{}: {e}", events_path.display()))?;
+    let file = SharedFile::create(&path).map_err(|source| CliError::File {
+        file: path.clone(),
+        source,
+    })?;
     let mut demo_log = file.log();
     let params = Params {
         mean_interval: Duration::from_millis(1000),
         anti_entropy: Duration::from_secs(1),
         ..Params::default()
     };
-    let started = Instant::now();
-    let (tx, mut notes) = mpsc::unbounded_channel::<(NodeId, Note)>();
-
+    let stage = Stage::new();
+    let (tx, mut notes) = mpsc::channel::<(NodeId, Note)>(4096);
     println!(
         "demo: {} gossip nodes on loopback, {:?} topology, each making a word about every {:.1}s; {:.0}s",
         o.nodes,
@@ -64,36 +84,31 @@ pub async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
             ns.join(", ")
         );
     }
-    let start_node = |id: NodeId| {
-        let cluster = cluster.clone();
-        let file = file.clone();
+    let mut nodes: Nodes<Gossip> = Nodes::new(cluster.clone());
+    let start = async |nodes: &mut Nodes<Gossip>, id: NodeId| {
         let tx = tx.clone();
-        let params = params.clone();
+        let present = move |note: &Note, _: &mut dyn Write| {
+            let _ = tx.blocking_send((id, note.clone()));
+        };
         let neighbors: Vec<NodeId> = graph[id.index()].iter().copied().collect();
-        async move {
-            let (stop, stop_rx) = watch::channel(false);
-            let sink = Box::new(move |note: &Note| {
-                let _ = tx.send((id, note.clone()));
-            });
-            let machine = Gossip::new(
+        let machine = Gossip::new(
+            id,
+            neighbors,
+            wall_us(),
+            params.clone(),
+            crate::words::all(),
+            Rng::from_os_rng(),
+        );
+        nodes
+            .start(
                 id,
-                neighbors,
-                wall_us(),
-                params,
-                word_list(),
-                Rng::from_os_rng(),
-            );
-            let running =
-                driver::launch(machine, cluster, id, sink, Some(file.log()), stop_rx).await?;
-            Ok::<Node, crate::net::NetError>(Node {
-                running: Some(running),
-                stop,
-            })
-        }
+                machine,
+                Output::start(cluster.clone(), id, Some(file.log()), present),
+            )
+            .await
     };
-    let mut nodes = Vec::new();
     for id in cluster.ids() {
-        nodes.push(start_node(id).await?);
+        start(&mut nodes, id).await?;
     }
 
     let kill_at = o.duration.mul_f64(0.35);
@@ -103,13 +118,12 @@ pub async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
         .ids()
         .collect::<Vec<_>>()
         .choose(&mut rng)
-        .ok_or("no nodes")?;
+        .ok_or(CliError::Failed("no nodes".into()))?;
     let mut phase = 0;
     let mut known: BTreeMap<NodeId, BTreeSet<WordId>> = BTreeMap::new();
     let mut all: BTreeSet<WordId> = BTreeSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut next_report = Duration::from_secs(2);
-    let t = |started: Instant| started.elapsed().as_secs_f64();
     loop {
         tokio::select! {
             Some((id, note)) = notes.recv() => match note {
@@ -117,74 +131,66 @@ pub async fn run(o: Options) -> Result<bool, Box<dyn std::error::Error>> {
                     all.insert(w);
                     known.entry(id).or_default().insert(w);
                     if from.is_none() {
-                        println!("[{:5.1}s] {} made {text:?}", t(started), cluster.name(id));
+                        stage.line(cluster.name(id), &format!("made {text:?}"));
                     }
                 }
                 other => {
-                    if let Some(line) = crate::node::Note::line(&other, &cluster) {
-                        println!("[{:5.1}s] {}: {line}", t(started), cluster.name(id));
+                    if let Some(line) = other.line(&cluster) {
+                        stage.line(cluster.name(id), &line);
                     }
                 }
             },
             _ = tick.tick() => {
-                let now = started.elapsed();
+                let now = stage.elapsed();
                 if now >= o.duration {
                     break;
                 }
                 if phase == 0 && now >= kill_at {
-                    let n = &mut nodes[victim.index()];
-                    // A crash, not a stop.
-                    if let Some(r) = n.running.take() {
-                        r.task.abort();
-                        let _ = r.task.await;
-                    }
+                    nodes.kill(victim).await;
                     known.remove(&victim);
-                    let _ = demo_log.write(wall_us(), cluster.name(victim), "crash", &Default::default());
-                    println!("[{:5.1}s] demo: killed {} (its words and links are gone with it)", t(started), cluster.name(victim));
+                    let _ = demo_log.write(wall_us(), cluster.name(victim), &Common::Crash);
+                    let _ = demo_log.flush();
+                    stage.headline(&format!("killed {} (its words and links are gone with it)", cluster.name(victim)));
                     phase = 1;
                 } else if phase == 1 && now >= restart_at {
-                    let _ = demo_log.write(wall_us(), cluster.name(victim), "restart", &Default::default());
+                    let _ = demo_log.write(wall_us(), cluster.name(victim), &Common::Restart);
                     let _ = demo_log.flush();
-                    nodes[victim.index()] = start_node(victim).await?;
-                    println!("[{:5.1}s] demo: restarted {} with no state; anti-entropy will catch it up", t(started), cluster.name(victim));
+                    start(&mut nodes, victim).await?;
+                    stage.headline(&format!("restarted {} with no state; anti-entropy will catch it up", cluster.name(victim)));
                     phase = 2;
                 } else if phase == 2 && now >= quiet_at {
-                    for n in &nodes {
-                        if let Some(r) = &n.running {
-                            let _ = r.commands.send(Cmd::Generate(false));
-                        }
+                    for id in cluster.ids() {
+                        nodes.send(id, Cmd::Generate(false));
                     }
-                    println!("[{:5.1}s] demo: generators off; letting the last words spread", t(started));
+                    stage.headline("generators off; letting the last words spread");
                     phase = 3;
                 }
                 if now >= next_report {
                     next_report += Duration::from_secs(2);
-                    let live: Vec<NodeId> = cluster.ids().filter(|i| nodes[i.index()].running.is_some()).collect();
-                    let everywhere = all.iter().filter(|w| live.iter().all(|n| known.get(n).is_some_and(|k| k.contains(w)))).count();
-                    println!(
-                        "[{:5.1}s] {} words so far; {} of them known at all {} live nodes",
-                        t(started), all.len(), everywhere, live.len()
+                    let live: Vec<NodeId> = cluster.ids().filter(|&i| nodes.is_up(i)).collect();
+                    let everywhere = all
+                        .iter()
+                        .filter(|w| live.iter().all(|n| known.get(n).is_some_and(|k| k.contains(w))))
+                        .count();
+                    stage.line(
+                        "demo",
+                        &format!("{} words so far; {} of them known at all {} live nodes", all.len(), everywhere, live.len()),
                     );
                 }
             }
         }
     }
-    for n in &mut nodes {
-        let _ = n.stop.send(true);
-        if let Some(r) = n.running.take() {
-            let _ = r.task.await;
-        }
-    }
-    let _ = demo_log.flush();
+    nodes.stop_all().await;
     drop(demo_log);
-    let records = crate::check::read_files(std::slice::from_ref(&events_path))?;
-    let coverage = crate::check::gossip::check(&records);
+    let records =
+        read_files(std::slice::from_ref(&path)).map_err(|e| CliError::Failed(e.to_string()))?;
+    let coverage = check::<GossipCheck>(&records);
     println!("--- verdict ---");
-    print!("{}", crate::check::gossip::render(&coverage));
+    print!("{}", coverage.render());
     println!(
         "events: {} (check again with `dsys check gossip {}`)",
-        events_path.display(),
-        events_path.display()
+        path.display(),
+        path.display()
     );
-    Ok(coverage.lost.is_empty() && coverage.words > 0)
+    Ok(coverage.verdict().passed(false))
 }

@@ -22,10 +22,16 @@ use std::time::Duration;
 use rand::Rng as _;
 use rand::seq::IndexedRandom as _;
 
-use super::known::Digest;
-use super::msg::{Msg, Word, WordId};
+use super::msg::{Digest, Msg, Word, WordId};
 use super::note::{Learned, Note};
 use crate::node::{NodeId, Out, Protocol, Rng};
+
+/// A repair message carries at most this many bytes of words, a quarter of
+/// the transport's message limit, so that long node names still fit.
+pub const REPAIR_BYTES: usize = crate::net::MAX_MESSAGE_BYTES / 4;
+/// What a word costs in a message besides its text (its origin's name,
+/// sequence number, field tags), generously.
+const WORD_OVERHEAD: usize = 48;
 
 #[derive(Clone, Debug)]
 pub struct Params {
@@ -295,6 +301,33 @@ impl Gossip {
         words
     }
 
+    /// Sends `words` to `to` as repairs, each under [`REPAIR_BYTES`] (the
+    /// transport refuses a message over its limit, and a node that missed
+    /// many words must still catch up); `have` goes with the last one.
+    fn send_repairs(
+        &mut self,
+        to: NodeId,
+        words: Vec<Word>,
+        have: Option<Digest>,
+        out: &mut Out<Self>,
+    ) {
+        let mut chunk = Vec::new();
+        let mut size = 0;
+        for w in words {
+            let cost = w.text.len() + WORD_OVERHEAD;
+            if !chunk.is_empty() && size + cost > REPAIR_BYTES {
+                let words = std::mem::take(&mut chunk);
+                self.send(to, Msg::Repair { words, have: None }, out);
+                size = 0;
+            }
+            size += cost;
+            chunk.push(w);
+        }
+        if !chunk.is_empty() || have.is_some() {
+            self.send(to, Msg::Repair { words: chunk, have }, out);
+        }
+    }
+
     fn exchange_with(&mut self, peer: NodeId, out: &mut Out<Self>) {
         let have = self.known.clone();
         self.send(peer, Msg::Digest { have, reply: true }, out);
@@ -366,9 +399,7 @@ impl Protocol for Gossip {
             Msg::Digest { have, reply } => {
                 let words = self.missing_from(&have);
                 let mine = reply.then(|| self.known.clone());
-                if !words.is_empty() || mine.is_some() {
-                    self.send(from, Msg::Repair { words, have: mine }, out);
-                }
+                self.send_repairs(from, words, mine, out);
             }
             Msg::Repair { words, have } => {
                 for w in words {
@@ -376,9 +407,7 @@ impl Protocol for Gossip {
                 }
                 if let Some(have) = have {
                     let words = self.missing_from(&have);
-                    if !words.is_empty() {
-                        self.send(from, Msg::Repair { words, have: None }, out);
-                    }
+                    self.send_repairs(from, words, None, out);
                 }
             }
             Msg::Link => {

@@ -1,32 +1,81 @@
 //! `dsys gossip`: words spread through a network of peers by rumor
 //! mongering and anti-entropy.
 //!
-//! * `msg`      — the wire messages (plain Rust; protobuf mapping in `net`).
-//! * `known`    — compact per-origin sets of sequence numbers (digests).
+//! * `msg`      — the wire messages as plain Rust values.
+//! * `wire`     — their encoding (`proto/gossip.proto`).
 //! * `machine`  — the sans-IO state machine.
 //! * `note`     — what the machine reports: console lines and events.
+//! * `events`   — the typed events (`learn`, `link`, ...).
+//! * `check`    — `dsys check gossip`: every word at every live node.
 //! * `topology` — the shapes `sim` and `demo` build (grid, star, tree4, ...).
+//! * `tuning`   — the rumor/anti-entropy flags.
+//! * `cli`      — `dsys gossip`: the interactive node (questions, commands).
 //! * `simulate` — `dsys sim gossip`: the Maelstrom-style broadcast workload.
-//! * `cli`      — the interactive node: prompts and commands.
 //! * `demo`     — `dsys demo gossip`: real nodes in one process, with a crash.
-//! * `report`   — results for people.
 
+pub mod check;
 pub mod cli;
 pub mod demo;
-pub mod known;
+pub mod events;
 pub mod machine;
 pub mod msg;
 pub mod note;
-pub mod report;
 pub mod simulate;
 pub mod topology;
+pub mod tuning;
+pub mod wire;
 
 pub use machine::{Cmd, Gossip, Params, Timer};
 pub use msg::{Msg, Word, WordId};
 pub use note::Note;
 
-/// The embedded word list the generator draws from.
-pub fn word_list() -> &'static [&'static str] {
-    static LIST: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    LIST.get_or_init(|| include_str!("words.txt").split_whitespace().collect())
+use crate::registry::{Algorithm, Tool};
+
+/// Gossip in the registry.
+pub struct GossipAlgorithm;
+
+impl Algorithm for GossipAlgorithm {
+    fn name(&self) -> &'static str {
+        "gossip"
+    }
+    fn about(&self) -> &'static str {
+        "Run one gossip node: words spread by rumor mongering and anti-entropy"
+    }
+    fn examples(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            (
+                "dsys demo gossip",
+                "words spreading through 5 nodes, with a crash, checked at the end",
+            ),
+            (
+                "dsys gossip",
+                "one gossip node: asks for its name and neighbors",
+            ),
+            (
+                "dsys sim gossip",
+                "the Gossip Glomers broadcast benchmark in virtual time",
+            ),
+        ]
+    }
+    fn node(&self) -> Option<Tool> {
+        Some(Tool::of::<cli::NodeArgs>(self.about()))
+    }
+    fn demo(&self) -> Option<Tool> {
+        Some(Tool::of::<demo::DemoArgs>(
+            "Gossip: words spreading over a printed topology, one node killed and restarted",
+        ))
+    }
+    fn sim(&self) -> Option<Tool> {
+        Some(
+            Tool::of::<simulate::SimArgs>(
+                "Broadcast workload (Maelstrom / Gossip Glomers style) with faults",
+            )
+            .tweak(simulate::tweak),
+        )
+    }
+    fn check(&self) -> Option<Tool> {
+        Some(Tool::check::<check::GossipCheck>(
+            "Every word reached every live node; coverage, messages per word, spread latency",
+        ))
+    }
 }

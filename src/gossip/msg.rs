@@ -1,7 +1,12 @@
-//! Gossip wire messages as plain Rust values (protobuf mapping in `net`).
+//! Gossip wire messages as plain Rust values (their encoding is in `wire.rs`).
 
-use super::known::Digest;
-use crate::node::{NodeId, WireKind};
+use std::collections::BTreeMap;
+
+use crate::node::NodeId;
+use crate::seqset::SeqSet;
+
+/// Per-origin sets of sequence numbers: a node's knowledge, or a digest of it.
+pub type Digest = BTreeMap<NodeId, SeqSet>;
 
 /// A word's identity: who generated it and its sequence number there. Two
 /// words with the same text are different words.
@@ -31,7 +36,8 @@ pub enum Msg {
         reply: bool,
     },
     /// Anti-entropy: words the receiver lacked, and (when the exchange goes
-    /// on) the sender's digest so the receiver can repair it in turn.
+    /// on) the sender's digest so the receiver can repair it in turn. A
+    /// large repair travels as several of these, each under the size limit.
     Repair {
         words: Vec<Word>,
         have: Option<Digest>,
@@ -42,8 +48,8 @@ pub enum Msg {
     Unlink,
 }
 
-impl WireKind for Msg {
-    fn kind(&self) -> &'static str {
+impl Msg {
+    pub fn kind(&self) -> &'static str {
         match self {
             Msg::Rumors { .. } => "rumors",
             Msg::Digest { .. } => "digest",

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use super::events::Event;
 use super::msg::WordId;
 use crate::config::Cluster;
-use crate::node::{Event, NodeId};
+use crate::node::NodeId;
 
 /// A word this node knows, and how it got it.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,37 +74,42 @@ pub enum Note {
     },
 }
 
+/// Where a word came from, in the one wording every output uses:
+/// `made here`, `made and told by l2`, `made by l3, told by l2`.
+pub fn provenance(c: &Cluster, origin: NodeId, told_by: Option<NodeId>) -> String {
+    match told_by {
+        None => "made here".into(),
+        Some(t) if t == origin => format!("made and told by {}", c.name(t)),
+        Some(t) => format!("made by {}, told by {}", c.name(origin), c.name(t)),
+    }
+}
+
 impl crate::node::Note for Note {
+    type Event = Event;
+
     fn event(&self, c: &Cluster) -> Option<Event> {
+        let n = |id: &NodeId| c.name(*id).to_string();
         Some(match self {
-            Note::Learned { id, text, from } => Event::new("learn")
-                .with("word", text.as_str())
-                .with("origin", c.name(id.origin))
-                .with("seq", id.seq)
-                .with(
-                    "from",
-                    from.map_or(serde_json::Value::Null, |f| c.name(f).into()),
-                ),
-            Note::Linked { peer } | Note::LinkedBy { peer } => {
-                Event::new("link").with("peer", c.name(*peer))
-            }
-            Note::Unlinked { peer } | Note::UnlinkedBy { peer } => {
-                Event::new("unlink").with("peer", c.name(*peer))
-            }
-            Note::LinkFailed { peer, .. } => Event::new("link_failed").with("peer", c.name(*peer)),
-            Note::PeerDown { peer } => Event::new("peer_down").with("peer", c.name(*peer)),
-            Note::PeerUp { peer } => Event::new("peer_up").with("peer", c.name(*peer)),
+            Note::Learned { id, text, from } => Event::Learn {
+                word: text.clone(),
+                origin: n(&id.origin),
+                seq: id.seq,
+                from: from.as_ref().map(n),
+            },
+            Note::Linked { peer } | Note::LinkedBy { peer } => Event::Link { peer: n(peer) },
+            Note::Unlinked { peer } | Note::UnlinkedBy { peer } => Event::Unlink { peer: n(peer) },
+            Note::LinkFailed { peer, .. } => Event::LinkFailed { peer: n(peer) },
+            Note::PeerDown { peer } => Event::PeerDown { peer: n(peer) },
+            Note::PeerUp { peer } => Event::PeerUp { peer: n(peer) },
             _ => return None,
         })
     }
 
     fn line(&self, c: &Cluster) -> Option<String> {
         Some(match self {
-            Note::Learned { id, text, from } => match from {
-                Some(f) if *f == id.origin => format!("{} says {text:?}", c.name(*f)),
-                Some(f) => format!("{} says {text:?} (from {})", c.name(*f), c.name(id.origin)),
-                None => format!("new word here: {text:?}"),
-            },
+            Note::Learned { id, text, from } => {
+                format!("{text:?} ({})", provenance(c, id.origin, *from))
+            }
             Note::Linked { peer } => format!("linked with {}", c.name(*peer)),
             Note::LinkedBy { peer } => format!("{} linked with us", c.name(*peer)),
             Note::AlreadyLinked { peer } => format!("{} is already a neighbor", c.name(*peer)),

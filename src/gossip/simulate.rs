@@ -1,4 +1,5 @@
-//! `dsys sim gossip`: Maelstrom's broadcast workload on the simulator.
+//! `dsys sim gossip`: Maelstrom's broadcast workload on the simulator, and
+//! the campaigns' random scenarios.
 //!
 //! Every node generates words (exponential inter-arrival times, `rate` words
 //! per second over the whole cluster) for `duration`; then generators stop,
@@ -10,60 +11,71 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rand::SeedableRng;
+use clap::Args;
 use rand::seq::SliceRandom as _;
+use rand::{Rng as _, SeedableRng};
 
+use super::check::latency_line;
 use super::topology::{Topology, build};
-use super::{Cmd, Gossip, Note, Params, WordId, word_list};
-use crate::config::Cluster;
+use super::tuning::Tuning;
+use super::{Cmd, Gossip, Note, WordId};
+use crate::cli::{CliError, Outcome};
+use crate::config::{Cluster, NodeId};
 use crate::events::EventLog;
-use crate::node::{NodeId, Rng};
-use crate::sim::{Happening, NetModel, Sim};
-use crate::tokenring::simulate::Partition;
+use crate::node::Rng;
+use crate::registry::Run;
+use crate::sim::campaign;
+use crate::sim::{FaultArgs, Happening, NetArgs, Partition, Sim, Traffic};
 
-#[derive(Clone, Debug)]
-pub struct SimOptions {
-    pub nodes: usize,
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "The Gossip Glomers challenge 3d/3e setting:\n  \
+dsys sim gossip --nodes 25 --latency 100ms --rate 100 --duration 20s [--partition-nemesis]\n\
+Reports inter-node messages per word (Maelstrom's msgs-per-op is half of it, since half its operations are reads)\n\
+and spread latency: from a word's birth until the last live node learned it.\n\
+Faults are written as for `dsys sim tokenring` (see its --help).")]
+pub struct SimArgs {
+    /// Number of nodes (l1..lN)
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub nodes: u32,
+    /// Who links with whom (star: l1 is a hub linked to every other node)
+    #[arg(long, value_enum, default_value_t = Topology::Star)]
     pub topology: Topology,
-    pub seed: u64,
-    /// Words per second, over the whole cluster.
+    /// Words per second over the whole cluster
+    #[arg(long, default_value_t = 100.0, allow_negative_numbers = true)]
     pub rate: f64,
+    /// How long nodes generate words (virtual time)
+    #[arg(long, default_value = "20s", value_parser = crate::duration::parse)]
     pub duration: Duration,
-    /// After `duration`: how long to wait for the last words to spread.
+    /// How long to wait after that for the last words to spread
+    #[arg(long, default_value = "10s", value_parser = crate::duration::parse)]
     pub grace: Duration,
-    pub net: NetModel,
-    pub params: Params,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Split the cluster into random halves every other 10 s (healed at --duration)
+    #[arg(long)]
     pub partition_nemesis: bool,
-    pub partitions: Vec<Partition>,
-    pub crashes: Vec<(NodeId, Duration)>,
-    pub restarts: Vec<(NodeId, Duration)>,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+    #[command(flatten)]
+    pub tuning: Tuning,
+    /// Seed of every random choice: the same seed gives the same run
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write all nodes' events (virtual t_us) as JSON lines to FILE
+    #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
 }
 
-impl SimOptions {
-    pub fn new(nodes: usize, topology: Topology, seed: u64) -> SimOptions {
-        SimOptions {
-            nodes,
-            topology,
-            seed,
-            rate: 100.0,
-            duration: Duration::from_secs(20),
-            grace: Duration::from_secs(10),
-            net: NetModel::default(),
-            params: Params::default(),
-            partition_nemesis: false,
-            partitions: Vec::new(),
-            crashes: Vec::new(),
-            restarts: Vec::new(),
-            events: None,
-        }
-    }
+/// `dsys sim gossip` takes 100 ms latency by default (the Glomers setting).
+pub fn tweak(cmd: clap::Command) -> clap::Command {
+    NetArgs::with_default_latency(cmd, "100ms")
 }
 
 #[derive(Debug)]
 pub struct SimSummary {
     pub words: usize,
     pub messages: u64,
+    pub traffic: Traffic,
     /// Spread latency of each word that reached every live node.
     pub latencies: Vec<Duration>,
     /// Words some live node knows and some live node does not.
@@ -76,6 +88,40 @@ pub struct SimSummary {
 impl SimSummary {
     pub fn msgs_per_word(&self) -> f64 {
         self.messages as f64 / self.words.max(1) as f64
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mpw = self.msgs_per_word();
+        out.push_str(&format!("words: {}\n", self.words));
+        out.push_str(&format!(
+            "inter-node messages: {} = {:.2} per word (Maelstrom msgs-per-op: {:.2})\n",
+            self.messages,
+            mpw,
+            mpw / 2.0
+        ));
+        out.push_str(&format!("{}\n", latency_line(&self.latencies)));
+        if self.traffic.too_large > 0 {
+            out.push_str(&format!(
+                "messages REFUSED as over the size limit: {}\n",
+                self.traffic.too_large
+            ));
+        }
+        if self.died_with_node > 0 {
+            out.push_str(&format!(
+                "words that died with their node (it crashed before telling anyone): {}\n",
+                self.died_with_node
+            ));
+        }
+        if self.lost.is_empty() {
+            out.push_str("lost words: 0 (every word reached every live node)\n");
+        } else {
+            out.push_str(&format!(
+                "LOST words: {} (known to some live nodes but not all)\n",
+                self.lost.len()
+            ));
+        }
+        out
     }
 }
 
@@ -99,14 +145,31 @@ fn nemesis(n: usize, end: Duration, rng: &mut Rng) -> Vec<Partition> {
     out
 }
 
-pub fn run(o: &SimOptions) -> std::io::Result<SimSummary> {
-    let cluster = Cluster::loopback(o.nodes, 50051);
+/// Runs the simulation `o` describes.
+pub fn simulate(o: &SimArgs) -> Result<SimSummary, CliError> {
+    if !(o.rate > 0.0 && o.rate.is_finite()) {
+        return Err(CliError::usage(format!(
+            "--rate {}: words per second must be above 0",
+            o.rate
+        )));
+    }
+    let words = o.rate * o.duration.as_secs_f64();
+    if words > 1_000_000.0 {
+        return Err(CliError::usage(format!(
+            "--rate {} for {:?} is about {words:.0} words; a run may make at most 1,000,000",
+            o.rate, o.duration
+        )));
+    }
+    let n = o.nodes as usize;
+    let cluster = Cluster::loopback(n, 50051);
+    let mut faults = o.faults.parse(&cluster)?;
+    let net = o.net.model()?;
+    let mut params = o.tuning.params()?;
     let mut topo_rng = Rng::seed_from_u64(o.seed ^ 0x70b0_1091);
-    let graph = build(o.topology, o.nodes, &mut topo_rng);
-    let mut params = o.params.clone();
-    params.mean_interval = Duration::from_secs_f64(o.nodes as f64 / o.rate.max(1e-9));
-    let list = word_list();
-    let mut sim = Sim::new(cluster, o.net.clone(), o.seed, move |me, rng, now| {
+    let graph = build(o.topology, n, &mut topo_rng);
+    params.mean_interval = Duration::from_secs_f64(n as f64 / o.rate);
+    let list = crate::words::all();
+    let mut sim = Sim::new(cluster, net, o.seed, move |me, rng, now| {
         Gossip::new(
             me,
             graph[me.index()].iter().copied(),
@@ -117,39 +180,30 @@ pub fn run(o: &SimOptions) -> std::io::Result<SimSummary> {
         )
     });
     if let Some(p) = &o.events {
-        sim.log_to(EventLog::create(p)?);
+        sim.log_to(EventLog::create(p).map_err(|source| CliError::File {
+            file: p.clone(),
+            source,
+        })?);
     }
-    let mut partitions = o.partitions.clone();
     if o.partition_nemesis {
-        partitions.extend(nemesis(o.nodes, o.duration, &mut topo_rng));
+        faults
+            .partitions
+            .extend(nemesis(n, o.duration, &mut topo_rng));
     }
-    for p in &partitions {
-        sim.partition_at(p.from, &p.side_a, &p.side_b);
-        sim.heal_at(p.to.min(o.duration), &p.side_a, &p.side_b);
+    for p in &mut faults.partitions {
+        p.to = p.to.min(o.duration.max(p.from + Duration::from_millis(1)));
     }
-    for &(n, t) in &o.crashes {
-        sim.crash_at(t, n);
-    }
-    for &(n, t) in &o.restarts {
-        sim.restart_at(t, n);
-    }
-    for id in 0..o.nodes as u32 {
+    faults.apply(&mut sim);
+    for id in 0..n as u32 {
         sim.command_at(o.duration, NodeId(id), Cmd::Generate(false));
     }
-
     let mut t = Tracker {
         born: BTreeMap::new(),
-        learned: vec![BTreeMap::new(); o.nodes],
-        life_start: vec![Duration::ZERO; o.nodes],
+        learned: vec![BTreeMap::new(); n],
     };
-    let last_fault = o
-        .crashes
-        .iter()
-        .chain(&o.restarts)
-        .map(|&(_, t)| t)
-        .max()
-        .unwrap_or_default();
-    sim.run_until(o.duration.max(last_fault), |sim, h| t.observe(sim.now(), h));
+    sim.run_until(o.duration.max(faults.last()), |sim, h| {
+        t.observe(sim.now(), h)
+    });
     let deadline = sim.now() + o.grace;
     let live = |sim: &Sim<Gossip>| -> Vec<NodeId> {
         sim.cluster().ids().filter(|&i| sim.is_up(i)).collect()
@@ -168,7 +222,8 @@ pub fn run(o: &SimOptions) -> std::io::Result<SimSummary> {
         let step = (sim.now() + Duration::from_millis(50)).min(deadline);
         sim.run_until(step, |sim, h| t.observe(sim.now(), h));
     }
-    sim.finish_log()?;
+    sim.finish_log()
+        .map_err(|e| CliError::Failed(format!("cannot write events: {e}")))?;
 
     let live = live(&sim);
     let mut latencies = Vec::new();
@@ -191,6 +246,7 @@ pub fn run(o: &SimOptions) -> std::io::Result<SimSummary> {
     Ok(SimSummary {
         words: t.born.len(),
         messages: sim.traffic.sent,
+        traffic: sim.traffic.clone(),
         latencies,
         lost,
         died_with_node: died,
@@ -202,7 +258,6 @@ pub fn run(o: &SimOptions) -> std::io::Result<SimSummary> {
 struct Tracker {
     born: BTreeMap<WordId, Duration>,
     learned: Vec<BTreeMap<WordId, Duration>>,
-    life_start: Vec<Duration>,
 }
 
 impl Tracker {
@@ -215,8 +270,94 @@ impl Tracker {
                 self.learned[n.index()].insert(id, now);
             }
             Happening::Crash(n) => self.learned[n.index()].clear(),
-            Happening::Restart(n) => self.life_start[n.index()] = now,
             _ => {}
         }
     }
+}
+
+impl Run for SimArgs {
+    fn run(self) -> Outcome {
+        let wall = std::time::Instant::now();
+        let s = simulate(&self)?;
+        println!(
+            "simulated {} node(s) ({} topology) for {:.1}s of virtual time in {:.2}s (seed {})",
+            self.nodes,
+            clap::ValueEnum::to_possible_value(&self.topology)
+                .map_or_else(String::new, |v| v.get_name().to_string()),
+            s.virtual_time.as_secs_f64(),
+            wall.elapsed().as_secs_f64(),
+            self.seed
+        );
+        print!("{}", s.render());
+        Ok(s.lost.is_empty() && s.traffic.too_large == 0)
+    }
+}
+
+/// A random faulty scenario: 2-10 nodes, a random topology, fanout and k,
+/// a random network with loss (up to 10%) and duplication, and sometimes a
+/// crash/restart and a partition that heals. Anti-entropy every 500 ms, so
+/// the 10 s of grace is 20 rounds.
+pub fn scenario(seed: u64) -> Vec<String> {
+    let mut r = Rng::seed_from_u64(seed);
+    let topologies = ["line", "ring", "grid", "star", "tree4", "random", "full"];
+    let nodes = r.random_range(2..=10usize);
+    let mut a = campaign::Args::default();
+    a.flag("--nodes", nodes)
+        .flag(
+            "--topology",
+            topologies[r.random_range(0..topologies.len())],
+        )
+        .flag("--seed", seed)
+        .flag("--rate", 20)
+        .flag("--duration", "5s")
+        .flag("--grace", "10s")
+        .flag("--interval", "50ms")
+        .flag("--anti-entropy-interval", "500ms")
+        .flag("--fanout", ["all", "1", "2"][r.random_range(0..3)])
+        .flag("--k", r.random_range(1..=3))
+        .random_latency(&mut r, 50)
+        .flag("--loss", [0.0, 0.02, 0.1][r.random_range(0..3)])
+        .flag("--duplicate", [0.0, 0.02][r.random_range(0..2)]);
+    if r.random_bool(0.5) {
+        a.random_crashes(
+            &mut r,
+            nodes,
+            1,
+            (Duration::from_millis(500), Duration::from_secs(4)),
+            Duration::from_secs(2),
+        );
+    }
+    if r.random_bool(0.5) {
+        a.random_partition(
+            &mut r,
+            nodes,
+            (Duration::ZERO, Duration::from_secs(4)),
+            Duration::from_secs(3),
+        );
+    }
+    a.0
+}
+
+/// A campaign's judgement: every word reached every live node, and no
+/// message was refused as too large.
+pub fn judge(args: &[String]) -> Result<(), String> {
+    let a = crate::registry::parse_args::<SimArgs>("sim", "gossip", args)?;
+    let s = simulate(&a).map_err(|e| e.to_string())?;
+    if !s.lost.is_empty() {
+        return Err(format!(
+            "{} word(s) missing at some live node, e.g. {:?}",
+            s.lost.len(),
+            s.lost[0]
+        ));
+    }
+    if s.traffic.too_large > 0 {
+        return Err(format!(
+            "{} messages over the size limit",
+            s.traffic.too_large
+        ));
+    }
+    if s.words == 0 {
+        return Err("no words were made".into());
+    }
+    Ok(())
 }

@@ -8,13 +8,47 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::bench::{Proc, loopback_config, percentile_ms};
+use clap::Args;
 
-pub struct Options {
-    pub nodes: usize,
+use crate::bench::{Proc, loopback_config};
+use crate::cli::{CliError, Outcome};
+use crate::registry::Run;
+use crate::stats::summary;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Number of node processes
+    #[arg(short = 'n', long = "nodes", default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=8))]
+    pub nodes: u32,
+    /// Messages each node sends at once for the throughput run
+    #[arg(long, default_value_t = 100_000)]
     pub messages: usize,
-    pub light_rate: f64,
-    pub light_seconds: f64,
+    /// Messages per second over the group for the latency run
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// How long the latency run lasts, in seconds
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+}
+
+impl Run for BenchArgs {
+    fn run(self) -> Outcome {
+        bench(Options {
+            nodes: self.nodes as usize,
+            messages: self.messages,
+            light_rate: self.rate,
+            light_seconds: self.seconds,
+        })
+        .map_err(CliError::Failed)?;
+        Ok(true)
+    }
+}
+
+struct Options {
+    nodes: usize,
+    messages: usize,
+    light_rate: f64,
+    light_seconds: f64,
 }
 
 /// `nodes` multicast processes in one group; returns them and the folder.
@@ -29,7 +63,7 @@ fn start(nodes: usize) -> Result<(Vec<Proc>, std::path::PathBuf), String> {
     Ok((procs, dir))
 }
 
-pub fn run(o: Options) -> Result<(), String> {
+fn bench(o: Options) -> Result<(), String> {
     // Throughput.
     let (mut nodes, dir) = start(o.nodes)?;
     std::thread::sleep(Duration::from_secs(1)); // let them join
@@ -110,11 +144,9 @@ pub fn run(o: Options) -> Result<(), String> {
     }
     lat.sort_unstable();
     println!(
-        "latency at {:.0} messages/s: median {:.2}ms, p99 {:.2}ms, max {:.2}ms (stdin write to stdout read, {} messages)",
+        "latency at {:.0} messages/s: {} (stdin write to stdout read, {} messages)",
         o.light_rate,
-        percentile_ms(&lat, 0.5),
-        percentile_ms(&lat, 0.99),
-        percentile_ms(&lat, 1.0),
+        summary(&lat, &[0.5, 0.99, 1.0]),
         lat.len()
     );
     drop(nodes);

@@ -1,151 +1,93 @@
-//! The `dsys multicast` node: the chat UI (`tui`) on a terminal, else
-//! plain mode: every stdin line is multicast;
+//! `dsys multicast`: one chat node. On a terminal it is the chat UI
+//! (`tui`); otherwise (or with `--plain`) every stdin line is multicast and
 //! every delivery is one line `[LAMPORT] SENDER: TEXT` on stdout, in the
 //! total order. Everything else (joins, peers up and down, status) goes to
-//! stderr, so stdout is exactly the delivery sequence. Commands start with
-//! `/`: `/gen on|off`, `/status`, `/peers`, `/help`, `/quit`.
+//! stderr, so stdout is exactly the delivery sequence.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Args;
 use rand::{Rng as _, SeedableRng};
 use tokio::sync::{mpsc, watch};
 
+use super::machine::MAX_TEXT;
 use super::{Cmd, Multicast, Note};
-use crate::cli::{CliError, open_events, signal_stream, stdin_lines};
-use crate::config::Cluster;
-use crate::driver;
-use crate::net::{LinkState, LinkTable};
-use crate::node::{NodeId, Note as _, Rng};
+use crate::cli::{CliError, Outcome, block_on};
+use crate::config::{Cluster, NodeId};
+use crate::net::LinkTable;
+use crate::node::{Note as _, Rng};
+use crate::registry::Run;
+use crate::ui::commands::{Commands, on_off};
+use crate::ui::input::Stdin;
+use crate::ui::prompt::{Asked, ask_node};
+use crate::ui::shell::{Session, command_loop};
 
-pub struct Options {
-    pub cluster: Cluster,
-    pub name: String,
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Every line on stdin is sent to every node in the peers file (this one included);\n\
+every delivery prints one line `[LAMPORT] SENDER: TEXT` on stdout, in the same order on every node.\n\
+Other output goes to stderr. Commands: /gen on|off, /status, /peers, /help, /quit. A line may be\n\
+at most 1 MiB. Every node listed in the peers file is a member: messages are delivered once all\n\
+of them have acknowledged, so run every listed node (the shipped peers.json lists l1, l2, l3).\n\n\
+Example (three terminals): dsys multicast l1 / dsys multicast l2 / dsys multicast l3"
+)]
+pub struct NodeArgs {
+    /// This node's name in the peers file (asked for when omitted on a terminal)
+    pub name: Option<String>,
+    /// JSON file {"name": "host:port", ...} of the group; default ./peers.json, else the built-in l1..l3
+    #[arg(long, value_name = "FILE")]
+    pub peers: Option<PathBuf>,
+    /// Send random words from the start (like the original's "Start generating words? y")
+    #[arg(long)]
     pub generate: bool,
-    /// Generated messages per second (exponential inter-arrival times).
+    /// Random words per second, on average (exponential inter-arrival times)
+    #[arg(long, default_value_t = 1.0)]
     pub rate: f64,
+    /// Write events as JSON lines to FILE (for `dsys check multicast`)
+    #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// Plain line mode even on a terminal (it is automatic when stdin or stdout is not a terminal)
+    #[arg(long)]
     pub plain: bool,
 }
 
-const HELP: &str = "type a line to send it to everyone; commands:
-  /gen on|off   start or stop sending random words (--rate per second)
-  /status       Lamport clock, holdback queue and what its head waits for
-  /peers        the members and whether each link is up
-  /help         this list
-  /quit         leave (Ctrl-C and SIGTERM do too)";
-
-pub async fn run(o: Options) -> Result<(), CliError> {
-    let c = Arc::new(o.cluster);
-    let me = c.require(&o.name)?;
-    let tui = use_tui(o.plain);
-    let events = open_events(o.events.as_ref())?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let sink_cluster = c.clone();
-    let mut stdout = std::io::stdout();
-    let (ui_tx, ui_rx) = tokio::sync::mpsc::unbounded_channel::<Note>();
-    let sink = Box::new(move |note: &Note| {
-        let c = &sink_cluster;
-        if tui {
-            let _ = ui_tx.send(note.clone());
-            return;
-        }
-        match note {
-            Note::Deliver { .. } => {
-                if let Some(line) = note.line(c) {
-                    let _ = writeln!(stdout, "{line}");
-                }
-            }
-            Note::Multicast { .. } => {}
-            _ => {
-                if let Some(line) = note.line(c) {
-                    eprintln!("{line}");
-                }
-            }
-        }
-    });
-    let inc = crate::events::wall_us().max(1);
-    let machine = Multicast::new(me, c.ids(), inc);
-    let node = driver::launch(machine, c.clone(), me, sink, events, stop_rx).await?;
-    let (gen_tx, gen_rx) = watch::channel(o.generate);
-    tokio::spawn(generate(
-        node.commands.clone(),
-        gen_rx,
-        o.rate,
-        c.name(me).to_string(),
-    ));
-    if tui {
-        let r = super::tui::run(
-            c.clone(),
-            me,
-            ui_rx,
-            node.commands.clone(),
-            gen_tx,
-            o.generate,
-        )
-        .await;
-        let _ = stop_tx.send(true);
-        let _ = node.task.await;
-        return r.map_err(|e| CliError::Usage(format!("terminal: {e}")));
+impl Run for NodeArgs {
+    fn run(self) -> Outcome {
+        block_on(run(self))??;
+        Ok(true)
     }
-    eprintln!(
-        "({} on {}; members: {}; type /help for commands)",
-        c.name(me),
-        c.addr(me),
-        c.names().join(", ")
-    );
+}
 
-    let rate = o.rate;
+/// What a line at the prompt asks for.
+pub enum Line {
+    Send(String),
+    Gen(bool),
+    Status,
+    Peers,
+}
 
-    let mut lines = stdin_lines();
-    let mut term = signal_stream();
-    let mut stdin_open = true;
-    loop {
-        tokio::select! {
-            line = lines.recv(), if stdin_open => {
-                let Some(line) = line else {
-                    stdin_open = false;
-                    eprintln!("(end of input: the node keeps running; Ctrl-C or SIGTERM stops it)");
-                    continue;
-                };
-                let text = line.trim_end_matches(['\r', '\n']);
-                if text.trim().is_empty() {
-                    continue;
-                }
-                match text.trim() {
-                    "/quit" | "/exit" => break,
-                    "/help" => eprintln!("{HELP}"),
-                    "/status" => {
-                        let _ = node.commands.send(Cmd::Status);
-                    }
-                    "/peers" => print_peers(&c, me, &node.links),
-                    "/gen on" => {
-                        let _ = gen_tx.send(true);
-                        eprintln!("(sending random words, {rate} per second on average)");
-                    }
-                    "/gen off" => {
-                        let _ = gen_tx.send(false);
-                        eprintln!("(not sending random words)");
-                    }
-                    cmd if cmd.starts_with('/') => {
-                        eprintln!("(unknown command {cmd:?}; /help lists them; to send a line starting with /, start it with //)");
-                    }
-                    _ => {
-                        let text = text.strip_prefix("//").map_or(text.to_string(), |t| format!("/{t}"));
-                        let _ = node.commands.send(Cmd::Send(text));
-                    }
-                }
-            }
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+/// The chat's commands (plain mode and the chat UI share them).
+pub fn commands() -> Commands<Line> {
+    Commands::chat(|text| {
+        if text.len() > MAX_TEXT {
+            Err(format!(
+                "that line is {} bytes; a message may be at most {MAX_TEXT} bytes (1 MiB): not sent",
+                text.len()
+            ))
+        } else {
+            Ok(Line::Send(text.to_string()))
         }
-    }
-    let _ = stop_tx.send(true);
-    let _ = node.task.await;
-    let _ = std::io::stdout().flush();
-    Ok(())
+    })
+    .with("gen", "on|off", "start or stop sending random words (--rate per second)", |r| {
+        on_off(r).map(Line::Gen)
+    })
+    .simple("status", "Lamport clock, holdback queue and what its head waits for", || {
+        Line::Status
+    })
+    .simple("peers", "the members and whether each link is up", || Line::Peers)
 }
 
 /// The chat UI runs when both ends of the terminal are a terminal and
@@ -154,15 +96,122 @@ pub fn use_tui(plain: bool) -> bool {
     !plain && std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
 }
 
+async fn run(a: NodeArgs) -> Result<(), CliError> {
+    let c = Arc::new(Cluster::from_flag(a.peers.as_deref(), "peers.json")?);
+    if !(a.rate > 0.0 && a.rate.is_finite()) {
+        return Err(CliError::usage(format!(
+            "--rate {}: messages per second must be above 0",
+            a.rate
+        )));
+    }
+    let mut input = Stdin::start();
+    let me = match &a.name {
+        Some(n) => c.require(n)?,
+        None if input.tty => {
+            println!(
+                "members in {}: {}",
+                c.source().display(),
+                c.names().join(", ")
+            );
+            match ask_node(&mut input, &c, "this node's name", None).await {
+                Asked::Answer(m) => m,
+                _ => return Ok(()),
+            }
+        }
+        None => {
+            return Err(CliError::usage(format!(
+                "give this node's NAME (stdin is not a terminal, so I cannot ask); members in {}: {}",
+                c.source().display(),
+                c.names().join(", ")
+            )));
+        }
+    };
+    let tui = use_tui(a.plain);
+    if tui {
+        let log = std::env::temp_dir().join(format!("dsys-multicast-{}.log", c.name(me)));
+        let _ = crate::cli::log_to_file(&log);
+    }
+    let (ui_tx, ui_rx) = mpsc::channel::<Note>(4096);
+    let present = {
+        let c = c.clone();
+        move |note: &Note, out: &mut dyn Write| {
+            if tui {
+                let _ = ui_tx.blocking_send(note.clone());
+                return;
+            }
+            match note {
+                Note::Deliver { .. } => {
+                    if let Some(line) = note.line(&c) {
+                        let _ = writeln!(out, "{line}");
+                    }
+                }
+                Note::Multicast { .. } => {}
+                _ => {
+                    if let Some(line) = note.line(&c) {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+        }
+    };
+    let machine = Multicast::new(me, c.ids(), crate::events::wall_us().max(1));
+    let session = Session::start(c.clone(), me, machine, a.events.as_ref(), present).await?;
+    let (gen_tx, gen_rx) = watch::channel(a.generate);
+    tokio::spawn(generate(
+        session.node.commands.clone(),
+        gen_rx,
+        a.rate,
+        c.name(me).to_string(),
+    ));
+    if tui {
+        let r = super::tui::run(
+            c.clone(),
+            me,
+            ui_rx,
+            session.node.commands.clone(),
+            gen_tx,
+            a.generate,
+        )
+        .await;
+        session.stop().await;
+        return r.map_err(|e| CliError::Failed(format!("terminal: {e}")));
+    }
+    eprintln!(
+        "({} on {}; members: {}; type /help for commands)",
+        c.name(me),
+        c.addr(me),
+        c.names().join(", ")
+    );
+    let table = commands();
+    let rate = a.rate;
+    let links = session.node.links.clone();
+    command_loop(&mut input, &table, async |line| match line {
+        Line::Send(text) => session.command(Cmd::Send(text)).await,
+        Line::Status => session.command(Cmd::Status).await,
+        Line::Peers => eprintln!("{}", peers_text(&c, me, &links)),
+        Line::Gen(on) => {
+            let _ = gen_tx.send(on);
+            if on {
+                eprintln!("(sending random words, {rate} per second on average)");
+            } else {
+                eprintln!("(not sending random words)");
+            }
+        }
+    })
+    .await;
+    session.stop().await;
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
+
 /// Sends random words at exponential intervals while `on` is true (the
 /// generator lives out here: the protocol only sees messages).
 async fn generate(
-    commands: mpsc::UnboundedSender<Cmd>,
+    commands: mpsc::Sender<Cmd>,
     mut on: watch::Receiver<bool>,
     rate: f64,
     me: String,
 ) {
-    let words = crate::gossip::word_list();
     let mut rng = Rng::from_os_rng();
     let mut n = 0u64;
     loop {
@@ -177,8 +226,8 @@ async fn generate(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {
                 n += 1;
-                let w = words[rng.random_range(0..words.len())];
-                if commands.send(Cmd::Send(format!("{w} ({me} #{n})"))).is_err() {
+                let w = crate::words::pick(&mut rng);
+                if commands.send(Cmd::Send(format!("{w} ({me} #{n})"))).await.is_err() {
                     return;
                 }
             }
@@ -187,13 +236,11 @@ async fn generate(
     }
 }
 
-fn print_peers(c: &Cluster, me: NodeId, links: &LinkTable) {
-    for id in c.ids().filter(|&i| i != me) {
-        let s = match links.get(id) {
-            LinkState::Up => "up",
-            LinkState::Down => "DOWN",
-            LinkState::Unused => "not contacted yet",
-        };
-        eprintln!("({} {} {s})", c.name(id), c.addr(id));
-    }
+/// `(l2 127.0.0.1:50052 up)` per member.
+pub fn peers_text(c: &Cluster, me: NodeId, links: &LinkTable) -> String {
+    c.ids()
+        .filter(|&i| i != me)
+        .map(|id| format!("({} {} {})", c.name(id), c.addr(id), links.get(id)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -26,8 +26,12 @@ use std::time::Duration;
 
 use super::msg::{Data, Msg, MsgId};
 use super::note::Note;
-use crate::gossip::known::SeqSet;
 use crate::node::{NodeId, Out, Protocol};
+use crate::seqset::SeqSet;
+
+/// The longest chat message, in bytes: refused at input, before it gets a
+/// stamp (a message must fit in one frame, even relayed with others).
+pub const MAX_TEXT: usize = 1024 * 1024;
 
 /// Send an ack at once after this many unacked arrivals (else when idle).
 const ACK_BATCH: usize = 64;
@@ -43,9 +47,10 @@ pub enum Cmd {
 pub enum Timer {
     AckFlush,
     SyncRetry,
-    /// The link to `peer` went down: try it again with what it lacks.
-    Resend {
+    /// The link to `peer` is down: probe it (number `attempt` of this outage).
+    Probe {
         peer: NodeId,
+        attempt: u32,
     },
     /// Is the head of the holdback queue stuck?
     Tick,
@@ -54,8 +59,11 @@ pub enum Timer {
 /// How long the head of the queue may sit still before we nudge.
 const TICK: Duration = Duration::from_millis(250);
 
-/// How often a down peer is offered our unacked messages again.
-const RESEND_EVERY: Duration = Duration::from_millis(300);
+/// While a peer is down, one small probe after this long, doubling up to
+/// [`PROBE_MAX`]: the probe is what finds out that the link is back (the
+/// transport then reports it up, and everything it lacks is resent once).
+const PROBE_FIRST: Duration = Duration::from_millis(300);
+const PROBE_MAX: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default)]
 struct Peer {
@@ -389,6 +397,12 @@ impl Multicast {
         self.have.get(&(s, i)).is_some_and(|set| set.contains(q))
     }
 
+    /// `peer` is a new life: what its earlier life acked says nothing of
+    /// what it holds now.
+    fn forget_acks_of(&mut self, peer: NodeId) {
+        self.acks.retain(|(acker, _, _), _| *acker != peer);
+    }
+
     /// Has `peer` acked `d`?
     fn acked_by(&self, peer: NodeId, d: &Data) -> bool {
         self.acks
@@ -464,6 +478,7 @@ impl Multicast {
                 ..Peer::default()
             };
             out.note(Note::PeerJoining { peer: from });
+            self.forget_acks_of(from);
         }
         let held: Vec<Data> = self
             .holdback
@@ -508,10 +523,9 @@ impl Multicast {
             self.my_flushes.insert((from, inc), ids);
         }
         // The joiner gets every message not yet delivered here, named in
-        // the reply so that it waits for them all.
-        for d in &held {
-            out.send(from, Msg::Relay(d.clone()));
-        }
+        // the reply so that it waits for them all. The reply goes first
+        // and only what the joiner has not acked is relayed, so a join
+        // asked again after a broken link makes progress each time.
         out.send(
             from,
             Msg::SyncReply {
@@ -522,6 +536,11 @@ impl Multicast {
                 relayed: held.iter().map(|d| (d.sender, d.inc, d.seq)).collect(),
             },
         );
+        for d in &held {
+            if !self.acked_by(from, d) {
+                out.send(from, Msg::Relay(d.clone()));
+            }
+        }
     }
 
     fn on_sync_reply(&mut self, from: NodeId, r: Reply, out: &mut Out<Self>) {
@@ -537,9 +556,12 @@ impl Multicast {
                     ..Peer::default()
                 };
                 p.received.insert_range(r.inc, r.sent);
+                p.reply = Some((r.clock, r.delivered, r.relayed));
                 // (If it is joining too, its request will mark it rejoined.)
+                self.forget_acks_of(from);
+            } else {
+                p.reply = Some((r.clock, r.delivered, r.relayed));
             }
-            p.reply = Some((r.clock, r.delivered, r.relayed));
         }
         self.maybe_join(out);
     }
@@ -602,22 +624,34 @@ impl Multicast {
     }
 
     /// A one-line-per-peer account of what this node knows of its peers
-    /// (for diagnosing a stuck queue).
-    pub fn describe_peers(&self) -> String {
+    /// (for diagnosing a stuck queue), with names from `c`.
+    pub fn describe_peers(&self, c: &crate::config::Cluster) -> String {
+        let flushes: Vec<String> = self
+            .my_flushes
+            .keys()
+            .map(|(n, i)| format!("{}@{i}", c.name(*n)))
+            .collect();
         let mut s = format!(
-            "inc {} my flushes {:?}\n",
+            "  incarnation {}; flushed for: {}\n",
             self.inc,
-            self.my_flushes.keys().collect::<Vec<_>>()
+            flushes.join(", ")
         );
         for (k, p) in &self.peers {
             let stash = p.stash.as_ref().map(|(i, sent, _)| (*i, *sent));
-            let flush = p.inc.and_then(|i| self.flushes.get(&(*k, i)));
+            let flush: Vec<String> = p
+                .inc
+                .and_then(|i| self.flushes.get(&(*k, i)))
+                .map(|m| m.keys().map(|n| c.name(*n).to_string()).collect())
+                .unwrap_or_default();
             s.push_str(&format!(
-                "peer {k:?}: inc {:?} received {:?} stash {stash:?} cut {:?} rejoined {} flushes {flush:?}\n",
+                "  {}: incarnation {:?}, received {:?}, stashed ack {stash:?}, cut {:?}, rejoined {}, flushed by [{}], link {}\n",
+                c.name(*k),
                 p.inc,
                 p.received.ranges().collect::<Vec<_>>(),
                 p.cut,
-                p.rejoined
+                p.rejoined,
+                flush.join(", "),
+                if self.down.contains(k) { "DOWN" } else { "up" }
             ));
         }
         s
@@ -732,22 +766,39 @@ impl Protocol for Multicast {
                 self.nudge(out);
                 out.timer(TICK, Timer::Tick);
             }
-            Timer::Resend { peer } => {
+            Timer::Probe { peer, attempt } => {
                 if self.down.contains(&peer) {
-                    // Sending is what finds out whether it is back.
-                    if self.sent_log.is_empty() {
-                        out.send(peer, Msg::SyncReq { inc: self.inc });
-                    }
-                    self.resend_to(peer, out);
-                    out.timer(RESEND_EVERY, Timer::Resend { peer });
+                    // Sending is what finds out whether it is back; the
+                    // link coming up resends what it lacks.
+                    let probe = if self.joined {
+                        Msg::AckPlease
+                    } else {
+                        Msg::SyncReq { inc: self.inc }
+                    };
+                    out.send(peer, probe);
+                    let next = (PROBE_FIRST * 2u32.saturating_pow(attempt)).min(PROBE_MAX);
+                    out.timer(
+                        next,
+                        Timer::Probe {
+                            peer,
+                            attempt: attempt + 1,
+                        },
+                    );
                 }
             }
             Timer::SyncRetry => {
                 if !self.joined {
+                    // Whoever has not answered, or whose relays have not all
+                    // arrived (a broken link loses what was on it): ask
+                    // again; they resend only what we have not acked.
                     let ask: Vec<NodeId> = self
                         .peers
                         .iter()
-                        .filter(|(_, p)| p.reply.is_none())
+                        .filter(|(_, p)| {
+                            p.reply
+                                .as_ref()
+                                .is_none_or(|(_, _, ids)| !ids.iter().all(|&id| self.holds(id)))
+                        })
                         .map(|(&n, _)| n)
                         .collect();
                     for n in ask {
@@ -806,7 +857,7 @@ impl Protocol for Multicast {
             self.send_ack(out);
         } else if self.down.insert(peer) {
             out.note(Note::PeerDown { peer });
-            out.timer(RESEND_EVERY, Timer::Resend { peer });
+            out.timer(PROBE_FIRST, Timer::Probe { peer, attempt: 1 });
         }
     }
 }

@@ -1,7 +1,8 @@
-//! Multicast wire messages as plain Rust values (protobuf mapping in `net`).
+//! Multicast wire messages as plain Rust values (their encoding is in
+//! `wire.rs`).
 
-use crate::gossip::known::SeqSet;
-use crate::node::{NodeId, WireKind};
+use crate::node::NodeId;
+use crate::seqset::SeqSet;
 
 /// A chat message: its sender's incarnation and sequence number, its
 /// Lamport stamp, its text. `seq` numbers of a node grow across restarts
@@ -59,8 +60,8 @@ pub enum Msg {
     },
 }
 
-impl WireKind for Msg {
-    fn kind(&self) -> &'static str {
+impl Msg {
+    pub fn kind(&self) -> &'static str {
         match self {
             Msg::Data(_) => "data",
             Msg::Relay(_) => "relay",

@@ -1,8 +1,9 @@
 //! What a multicast node reports: deliveries (in total order), its own
 //! multicasts, joins, and status.
 
+use super::events::Event;
 use crate::config::Cluster;
-use crate::node::{Event, NodeId};
+use crate::node::NodeId;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Note {
@@ -46,25 +47,33 @@ pub enum Note {
 }
 
 impl crate::node::Note for Note {
+    type Event = Event;
+
     fn event(&self, c: &Cluster) -> Option<Event> {
         Some(match self {
-            Note::Multicast { seq, lamport, text } => Event::new("multicast")
-                .with("seq", *seq)
-                .with("lamport", *lamport)
-                .with("text", text.as_str()),
+            Note::Multicast { seq, lamport, text } => Event::Multicast {
+                seq: *seq,
+                lamport: *lamport,
+                text: text.clone(),
+            },
             Note::Deliver {
                 origin,
                 seq,
                 lamport,
                 text,
-            } => Event::new("deliver")
-                .with("origin", c.name(*origin))
-                .with("seq", *seq)
-                .with("lamport", *lamport)
-                .with("text", text.as_str()),
-            Note::Joined { cut } => Event::new("joined").with("cut", *cut),
-            Note::PeerUp { peer } => Event::new("peer_up").with("peer", c.name(*peer)),
-            Note::PeerDown { peer } => Event::new("peer_down").with("peer", c.name(*peer)),
+            } => Event::Deliver {
+                origin: c.name(*origin).to_string(),
+                seq: *seq,
+                lamport: *lamport,
+                text: text.clone(),
+            },
+            Note::Joined { cut } => Event::Joined { cut: *cut },
+            Note::PeerUp { peer } => Event::PeerUp {
+                peer: c.name(*peer).to_string(),
+            },
+            Note::PeerDown { peer } => Event::PeerDown {
+                peer: c.name(*peer).to_string(),
+            },
             _ => return None,
         })
     }
@@ -108,9 +117,5 @@ impl crate::node::Note for Note {
             }
             Note::Multicast { .. } => return None,
         })
-    }
-
-    fn urgent(&self) -> bool {
-        false
     }
 }

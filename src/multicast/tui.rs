@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ratatui::Frame;
-use ratatui::crossterm::event::{
+use crossterm::event::{
     self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEvent, KeyEventKind,
     KeyModifiers, MouseEventKind,
 };
-use ratatui::crossterm::execute;
+use crossterm::execute;
+use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -348,17 +348,17 @@ fn clock_time() -> String {
 pub async fn run(
     cluster: Arc<Cluster>,
     me: NodeId,
-    mut notes: mpsc::UnboundedReceiver<Note>,
-    commands: mpsc::UnboundedSender<Cmd>,
+    mut notes: mpsc::Receiver<Note>,
+    commands: mpsc::Sender<Cmd>,
     gen_switch: tokio::sync::watch::Sender<bool>,
     generating: bool,
 ) -> std::io::Result<()> {
     let mut terminal = ratatui::init();
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
-    let (tx, mut input) = mpsc::unbounded_channel::<Event>();
+    let (tx, mut input) = mpsc::channel::<Event>(256);
     std::thread::spawn(move || {
         while let Ok(ev) = event::read() {
-            if tx.send(ev).is_err() {
+            if tx.blocking_send(ev).is_err() {
                 break;
             }
         }
@@ -381,7 +381,9 @@ pub async fn run(
                 Event::Key(k) => match app.key(k) {
                     Action::Quit => break Ok(()),
                     Action::Send(text) => {
-                        let _ = commands.send(Cmd::Send(text));
+                        if commands.try_send(Cmd::Send(text)).is_err() {
+                            app.notice = "the node is not taking messages right now (a peer is slow or down): not sent".into();
+                        }
                     }
                     Action::Gen(on) => {
                         let _ = gen_switch.send(on);
@@ -396,7 +398,7 @@ pub async fn run(
                 _ => {} // resize: the next draw uses the new size
             },
             _ = tick.tick() => {
-                let _ = commands.send(Cmd::Status);
+                let _ = commands.try_send(Cmd::Status);
             }
         }
     };
@@ -408,9 +410,9 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossterm::event::KeyEventState;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
-    use ratatui::crossterm::event::KeyEventState;
 
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent {

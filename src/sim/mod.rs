@@ -5,27 +5,35 @@
 //! from one seed, and events at the same virtual instant run in the order
 //! they were scheduled, so a seed replays the same run byte for byte.
 //!
-//! The network mirrors the real transport: links are FIFO (unless
-//! `NetModel::reorder`), a message to a crashed node or across a cut link is
-//! lost, and the sender learns of it the way a gRPC client does — a "link
-//! down" input — and later "link up" when a send gets through again.
-//! A crash throws the node's state away; a restart builds a fresh instance.
+//! The network mirrors the real transport (`crate::net`): links are FIFO
+//! (unless `NetModel::reorder`), every message goes through its algorithm's
+//! codec size check (over the limit it is refused, as the real transport
+//! refuses it), and a link *breaks* when a message cannot arrive (the peer
+//! crashed, a partition, or random loss). A broken link drops everything
+//! sent on it until the sender has heard "link down" (after two latencies,
+//! as a gRPC client would); its next message then reconnects ("link up")
+//! if the peer can be reached. A crash throws the node's state away; a
+//! restart builds a fresh instance.
 //!
 //! This module owns time and delivery. What the nodes are asked to do (the
 //! workload) and what is checked afterwards belong to the caller.
 
+pub mod campaign;
+pub mod faults;
 pub mod net;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::io;
 use std::time::Duration;
 
 use rand::{Rng as _, SeedableRng};
 
-use crate::config::Cluster;
-use crate::events::EventLog;
-use crate::node::{Effect, NodeId, Note as _, Out, Protocol, Rng, WireKind};
+use crate::config::{Cluster, NodeId};
+use crate::events::{Common, Entry, EventLog, Record};
+use crate::net::{MAX_MESSAGE_BYTES, Wire};
+use crate::node::{Effect, Note as _, Out, Protocol, Rng};
+pub use faults::{FaultArgs, Faults, NetArgs, Partition};
 pub use net::{Latency, NetModel};
 
 /// Something that happened in a step, for the caller's workload and checks.
@@ -34,6 +42,23 @@ pub enum Happening<N> {
     Note(NodeId, N),
     Crash(NodeId),
     Restart(NodeId),
+}
+
+impl<N: crate::node::Note> Happening<N> {
+    /// The event record of this happening at `now`, as a checker reads it
+    /// (notes without an event have none).
+    pub fn record(&self, cluster: &Cluster, now: Duration) -> Option<Record<N::Event>> {
+        let (node, entry) = match self {
+            Happening::Note(n, note) => (*n, Entry::Algo(note.event(cluster)?)),
+            Happening::Crash(n) => (*n, Entry::Common(Common::Crash)),
+            Happening::Restart(n) => (*n, Entry::Common(Common::Restart)),
+        };
+        Some(Record {
+            t_us: now.as_micros() as u64,
+            node: cluster.name(node).to_string(),
+            entry,
+        })
+    }
 }
 
 enum Item<P: Protocol> {
@@ -48,13 +73,21 @@ enum Item<P: Protocol> {
         incarnation: u32,
         timer: P::Timer,
     },
-    Link {
+    /// The sender of a broken link hears that it is down.
+    LinkDown {
         node: NodeId,
         incarnation: u32,
         peer: NodeId,
-        up: bool,
+    },
+    /// The sender's next message got through: the link is up again.
+    LinkUp {
+        node: NodeId,
+        incarnation: u32,
+        peer: NodeId,
     },
     Command(NodeId, P::Cmd),
+    /// A node's first start (time zero).
+    Boot(NodeId),
     Crash(NodeId),
     Restart(NodeId),
     Cut(Vec<(NodeId, NodeId)>),
@@ -90,13 +123,54 @@ struct Slot<P> {
     incarnation: u32,
 }
 
+/// A directed link, as its sender's transport sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LinkSt {
+    /// Messages flow (or would be tried).
+    Up,
+    /// The stream broke; the sender has not heard yet, and everything it
+    /// sends on this link is lost until it does.
+    Breaking,
+    /// The sender knows; its next message tries to reconnect.
+    Down,
+}
+
 /// Message counts of a run.
 #[derive(Debug, Default, Clone)]
 pub struct Traffic {
     pub sent: u64,
     pub delivered: u64,
     pub lost: u64,
-    pub by_kind: HashMap<&'static str, u64>,
+    /// Messages over the size limit, refused at the sender.
+    pub too_large: u64,
+    pub by_kind: BTreeMap<&'static str, u64>,
+    /// The largest message sent, in bytes.
+    pub largest: usize,
+}
+
+impl Traffic {
+    /// `messages: 120 sent, 118 delivered, 2 lost; by kind: ...`
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "messages: {} sent, {} delivered, {} lost or undeliverable",
+            self.sent, self.delivered, self.lost
+        );
+        if self.too_large > 0 {
+            s.push_str(&format!(
+                ", {} REFUSED as over the {}-byte limit",
+                self.too_large, MAX_MESSAGE_BYTES
+            ));
+        }
+        if !self.by_kind.is_empty() {
+            let kinds: Vec<String> = self
+                .by_kind
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            s.push_str(&format!("\nsent by kind: {}", kinds.join(", ")));
+        }
+        s
+    }
 }
 
 /// Builds a node's state machine: its id, its own RNG, and the virtual time
@@ -116,8 +190,8 @@ pub struct Sim<P: Protocol> {
     link_tail: HashMap<(NodeId, NodeId), Duration>,
     /// Directed links that are cut.
     cut: BTreeSet<(NodeId, NodeId)>,
-    /// Per directed link: whether the sender believes it is down.
-    believed_down: BTreeSet<(NodeId, NodeId)>,
+    /// Per directed link: its state (absent: up).
+    links: HashMap<(NodeId, NodeId), LinkSt>,
     log: Option<EventLog>,
     pub traffic: Traffic,
     out: Out<P>,
@@ -149,18 +223,20 @@ impl<P: Protocol> Sim<P> {
             factory: Box::new(factory),
             link_tail: HashMap::new(),
             cut: BTreeSet::new(),
-            believed_down: BTreeSet::new(),
+            links: HashMap::new(),
             log: None,
             traffic: Traffic::default(),
             out: Out::new(Duration::ZERO),
         };
+        // Every node starts at time zero, when the run begins (so that a
+        // log set up before then sees everything).
         for id in 0..n as u32 {
-            sim.boot(NodeId(id));
+            sim.push(Duration::ZERO, Item::Boot(NodeId(id)));
         }
         sim
     }
 
-    /// Writes every event (virtual `t_us`) to `log`.
+    /// Writes every event (virtual `t_us`) to `log`; call before running.
     pub fn log_to(&mut self, log: EventLog) {
         self.log = Some(log);
     }
@@ -243,10 +319,9 @@ impl<P: Protocol> Sim<P> {
                     || slot.machine.is_none()
                     || self.cut.contains(&(from, to))
                 {
-                    // The stream broke under it: like a gRPC client, the
-                    // sender hears the link went down.
+                    // The stream broke under it.
                     self.traffic.lost += 1;
-                    self.link_broke(from, to);
+                    self.break_link(from, to);
                 } else {
                     self.traffic.delivered += 1;
                     self.drive(to, &mut happened, |m, out| m.on_message(from, msg, out));
@@ -261,36 +336,49 @@ impl<P: Protocol> Sim<P> {
                     self.drive(node, &mut happened, |m, out| m.on_timer(timer, out));
                 }
             }
-            Item::Link {
+            Item::LinkDown {
                 node,
                 incarnation,
                 peer,
-                up,
             } => {
                 if self.slots[node.index()].incarnation == incarnation {
-                    self.drive(node, &mut happened, |m, out| m.on_link(peer, up, out));
+                    self.links.insert((node, peer), LinkSt::Down);
+                    self.drive(node, &mut happened, |m, out| m.on_link(peer, false, out));
+                }
+            }
+            Item::LinkUp {
+                node,
+                incarnation,
+                peer,
+            } => {
+                if self.slots[node.index()].incarnation == incarnation {
+                    self.drive(node, &mut happened, |m, out| m.on_link(peer, true, out));
                 }
             }
             Item::Command(node, cmd) => {
                 self.drive(node, &mut happened, |m, out| m.on_command(cmd, out));
             }
+            Item::Boot(node) => {
+                self.log_common(node, Common::Start);
+                self.boot(node, &mut happened);
+            }
             Item::Crash(node) => {
                 let slot = &mut self.slots[node.index()];
                 if slot.machine.take().is_some() {
                     slot.incarnation += 1;
-                    self.log_sim_event(node, "crash");
+                    self.log_common(node, Common::Crash);
                     happened.push(Happening::Crash(node));
                 }
             }
             Item::Restart(node) => {
                 if self.slots[node.index()].machine.is_none() {
-                    self.log_sim_event(node, "restart");
+                    self.log_common(node, Common::Restart);
                     happened.push(Happening::Restart(node));
-                    self.boot(node);
-                    // Its peers' streams to the old process are gone.
+                    // A new process has no streams: its links start afresh.
                     for peer in self.cluster.ids() {
-                        self.believed_down.remove(&(node, peer));
+                        self.links.remove(&(node, peer));
                     }
+                    self.boot(node, &mut happened);
                 }
             }
             Item::Cut(links) => self.cut.extend(links),
@@ -316,14 +404,12 @@ impl<P: Protocol> Sim<P> {
         }
     }
 
-    fn boot(&mut self, node: NodeId) {
+    fn boot(&mut self, node: NodeId, happened: &mut Vec<Happening<P::Note>>) {
         let rng = Rng::seed_from_u64(self.rng.random());
         let slot = &mut self.slots[node.index()];
         slot.incarnation += 1;
         slot.machine = Some((self.factory)(node, rng, self.now));
-        let mut happened = Vec::new();
-        self.drive(node, &mut happened, |m, out| m.on_start(out));
-        debug_assert!(happened.iter().all(|h| matches!(h, Happening::Note(..))));
+        self.drive(node, happened, |m, out| m.on_start(out));
     }
 
     fn drive(
@@ -356,12 +442,8 @@ impl<P: Protocol> Sim<P> {
                     if let Some(log) = &mut self.log
                         && let Some(ev) = note.event(&self.cluster)
                     {
-                        let _ = log.write(
-                            self.now.as_micros() as u64,
-                            self.cluster.name(node),
-                            ev.name,
-                            &ev.fields,
-                        );
+                        let _ =
+                            log.write(self.now.as_micros() as u64, self.cluster.name(node), &ev);
                     }
                     happened.push(Happening::Note(node, note));
                 }
@@ -372,35 +454,47 @@ impl<P: Protocol> Sim<P> {
     fn send(&mut self, from: NodeId, to: NodeId, msg: P::Msg) {
         self.traffic.sent += 1;
         *self.traffic.by_kind.entry(msg.kind()).or_default() += 1;
-        if let Some(log) = &mut self.log {
-            let _ = log.write_send(
-                self.now.as_micros() as u64,
-                self.cluster.name(from),
-                self.cluster.name(to),
-                msg.kind(),
-            );
-        }
-        let reachable = self.slots[to.index()].machine.is_some() && !self.cut.contains(&(from, to));
-        if !reachable {
-            // Like a failed connect: the sender hears "link down" once.
-            self.traffic.lost += 1;
-            self.link_broke(from, to);
+        let size = msg.encoded_len(&self.cluster);
+        self.traffic.largest = self.traffic.largest.max(size);
+        if size > MAX_MESSAGE_BYTES {
+            // Refused at the sender, as the real transport refuses it.
+            self.traffic.too_large += 1;
             return;
         }
-        if self.believed_down.remove(&(from, to)) {
-            let incarnation = self.slots[from.index()].incarnation;
-            self.push(
-                self.now,
-                Item::Link {
-                    node: from,
-                    incarnation,
-                    peer: to,
-                    up: true,
-                },
-            );
+        self.log_common(
+            from,
+            Common::Send {
+                to: self.cluster.name(to).to_string(),
+                kind: msg.kind().to_string(),
+            },
+        );
+        let reachable = self.slots[to.index()].machine.is_some() && !self.cut.contains(&(from, to));
+        match self.links.get(&(from, to)).copied().unwrap_or(LinkSt::Up) {
+            LinkSt::Breaking => {
+                self.traffic.lost += 1;
+                return;
+            }
+            LinkSt::Down if reachable => {
+                self.links.insert((from, to), LinkSt::Up);
+                let incarnation = self.slots[from.index()].incarnation;
+                self.push(
+                    self.now,
+                    Item::LinkUp {
+                        node: from,
+                        incarnation,
+                        peer: to,
+                    },
+                );
+            }
+            LinkSt::Down => {
+                self.traffic.lost += 1;
+                return;
+            }
+            LinkSt::Up => {}
         }
-        if self.net.loss > 0.0 && self.rng.random_bool(self.net.loss) {
+        if !reachable || (self.net.loss > 0.0 && self.rng.random_bool(self.net.loss)) {
             self.traffic.lost += 1;
+            self.break_link(from, to);
             return;
         }
         let copies = if self.net.duplicate > 0.0 && self.rng.random_bool(self.net.duplicate) {
@@ -428,32 +522,32 @@ impl<P: Protocol> Sim<P> {
         }
     }
 
-    /// `from` learns (once per outage) that its link to `to` is down.
-    fn link_broke(&mut self, from: NodeId, to: NodeId) {
-        if self.slots[from.index()].machine.is_none() || !self.believed_down.insert((from, to)) {
+    /// The stream `from` → `to` broke: `from` hears of it after two
+    /// latencies, and loses everything it sends on it until then.
+    fn break_link(&mut self, from: NodeId, to: NodeId) {
+        if self.slots[from.index()].machine.is_none() {
             return;
         }
+        let st = self.links.entry((from, to)).or_insert(LinkSt::Up);
+        if *st != LinkSt::Up {
+            return;
+        }
+        *st = LinkSt::Breaking;
         let at = self.now + self.net.latency.sample(&mut self.rng) * 2;
         let incarnation = self.slots[from.index()].incarnation;
         self.push(
             at,
-            Item::Link {
+            Item::LinkDown {
                 node: from,
                 incarnation,
                 peer: to,
-                up: false,
             },
         );
     }
 
-    fn log_sim_event(&mut self, node: NodeId, event: &str) {
+    fn log_common(&mut self, node: NodeId, event: Common) {
         if let Some(log) = &mut self.log {
-            let _ = log.write(
-                self.now.as_micros() as u64,
-                self.cluster.name(node),
-                event,
-                &Default::default(),
-            );
+            let _ = log.write(self.now.as_micros() as u64, self.cluster.name(node), &event);
         }
     }
 }

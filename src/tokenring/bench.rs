@@ -6,15 +6,45 @@
 
 use std::time::{Duration, Instant};
 
-use crate::bench::{Proc, loopback_config, percentile_ms};
+use clap::Args;
 
-pub struct Options {
-    pub nodes: usize,
+use crate::bench::{Proc, loopback_config};
+use crate::cli::{CliError, Outcome};
+use crate::registry::Run;
+use crate::stats::summary;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Number of node processes
+    #[arg(short = 'n', long = "nodes", default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=16))]
+    pub nodes: u32,
+    /// How long to count hops, in seconds
+    #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
+    /// How many lock/unlock cycles to time
+    #[arg(long, default_value_t = 200)]
     pub locks: usize,
 }
 
-pub fn run(o: Options) -> Result<(), String> {
+impl Run for BenchArgs {
+    fn run(self) -> Outcome {
+        bench(Options {
+            nodes: self.nodes as usize,
+            seconds: self.seconds,
+            locks: self.locks,
+        })
+        .map_err(CliError::Failed)?;
+        Ok(true)
+    }
+}
+
+struct Options {
+    nodes: usize,
+    seconds: f64,
+    locks: usize,
+}
+
+fn bench(o: Options) -> Result<(), String> {
     let names: Vec<String> = (1..=o.nodes).map(|i| format!("b{i}")).collect();
     let (dir, machines) = loopback_config("tokenring", &names)?;
     let machines = machines.display().to_string();
@@ -90,12 +120,9 @@ pub fn run(o: Options) -> Result<(), String> {
     waits.sort_unstable();
     if !waits.is_empty() {
         println!(
-            "lock-to-enter ({} locks, token moving): median {:.2}ms, p90 {:.2}ms, p99 {:.2}ms, max {:.2}ms",
+            "lock-to-enter ({} locks, token moving): {}",
             waits.len(),
-            percentile_ms(&waits, 0.5),
-            percentile_ms(&waits, 0.9),
-            percentile_ms(&waits, 0.99),
-            percentile_ms(&waits, 1.0),
+            summary(&waits, &[0.5, 0.9, 0.99, 1.0])
         );
     }
     drop(nodes);

@@ -1,247 +1,206 @@
-//! The interactive `dsys tokenring` node: asks for names when it must, reads
-//! commands line by line (a terminal or a pipe), prints what the ring does,
+//! `dsys tokenring`: one interactive node. Asks for names when it must,
+//! reads commands (a terminal or a pipe), prints what the ring does, and
 //! appends critical-section entries to `--cs-log`.
 
-use std::fs::OpenOptions;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use tokio::sync::watch;
+use clap::Args;
+use rand::SeedableRng;
 
-use super::run::{Launch, launch};
-use super::{Cmd, Note, Timing};
-use crate::cli::{CliError, open_events, signal_stream, stdin_lines};
-use crate::config::Cluster;
-use crate::net::{LinkState, LinkTable};
-use crate::node::{NodeId, Note as _};
+use super::note::Status;
+use super::{Cmd, Note, Timing, TokenRing};
+use crate::cli::{CliError, Outcome, block_on, open_append};
+use crate::config::{Cluster, NodeId};
+use crate::net::LinkTable;
+use crate::node::{Note as _, Rng};
+use crate::registry::Run;
+use crate::ui::commands::Commands;
+use crate::ui::console::Console;
+use crate::ui::input::Stdin;
+use crate::ui::prompt::{Asked, ask_node};
+use crate::ui::shell::{Session, command_loop};
 
-pub struct Options {
-    pub cluster: Cluster,
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Commands at the prompt: start, lock, unlock, status, help, quit.\n\
+Ctrl-D at the prompt quits like `quit`; input from a pipe may end without stopping the node.\n\n\
+Example (three terminals):\n  dsys tokenring l1 --next l2\n  dsys tokenring l2 --next l3\n  dsys tokenring l3 --next l1\n\
+then type `start` on one of them and `lock` / `unlock` anywhere."
+)]
+pub struct NodeArgs {
+    /// This node's name in the machines file (asked for when omitted on a terminal)
     pub name: Option<String>,
+    /// The next node in the ring (asked for when omitted on a terminal)
+    #[arg(long)]
     pub next: Option<String>,
-    pub timing: Timing,
+    /// JSON file {"name": "host:port", ...}; default ./machines.txt, else the built-in l1..l3 on 127.0.0.1
+    #[arg(long, value_name = "FILE")]
+    pub machines: Option<PathBuf>,
+    /// How long a node keeps the token before passing it on (0ms for speed)
+    #[arg(long, default_value = "1s", value_parser = crate::duration::parse, value_name = "DURATION")]
+    pub hop_delay: Duration,
+    /// Append one line (time, node, token hop) to FILE on each critical-section entry
+    #[arg(long, value_name = "FILE")]
     pub cs_log: Option<PathBuf>,
+    /// Write events as JSON lines to FILE (for `dsys check tokenring`)
+    #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
-    /// Do not print a `token N` line per hop.
+    /// Do not print a `token N` line for every hop
+    #[arg(long, short)]
     pub quiet: bool,
 }
 
-const HELP: &str = "commands:
-  start    put a token in the ring (once, on one node)
-  lock     ask for the critical section; you get it when the token arrives
-  unlock   leave the critical section and pass the token on
-  status   this node, the token, the ring and the links
-  help     this list
-  quit     stop this node (Ctrl-C and SIGTERM do too)";
-
-enum Line {
-    Cmd(Cmd),
-    Help,
-    Quit,
-    Empty,
-    Unknown(String),
-}
-
-fn parse_line(line: &str) -> Line {
-    match line.trim().to_ascii_lowercase().as_str() {
-        "" => Line::Empty,
-        "start" => Line::Cmd(Cmd::Start),
-        "lock" => Line::Cmd(Cmd::Lock),
-        "unlock" => Line::Cmd(Cmd::Unlock),
-        "status" => Line::Cmd(Cmd::Status),
-        "help" | "?" => Line::Help,
-        "quit" | "exit" => Line::Quit,
-        other => Line::Unknown(other.chars().take(40).collect()),
+impl Run for NodeArgs {
+    fn run(self) -> Outcome {
+        block_on(run(self))??;
+        Ok(true)
     }
 }
 
-/// Asks for a machine name until the answer is one.
-fn ask(cluster: &Cluster, question: &str, not: Option<&str>) -> Result<String, CliError> {
-    let stdin = std::io::stdin();
-    loop {
-        print!("{question}: ");
-        let _ = std::io::stdout().flush();
-        let mut line = String::new();
-        let n = stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| CliError::Usage(e.to_string()))?;
-        if n == 0 {
-            return Err(CliError::Usage("no answer (end of input)".into()));
-        }
-        let answer = line.trim();
-        if cluster.id(answer).is_none() {
-            println!(
-                "{answer:?} is not a machine in {}; pick one of: {}",
-                cluster.source().display(),
-                cluster.names().join(", ")
-            );
-        } else if not == Some(answer) && cluster.len() > 1 {
-            println!("the next node must be another node than this one");
-        } else {
-            return Ok(answer.to_string());
-        }
-    }
+fn commands() -> Commands<Cmd> {
+    Commands::new()
+        .simple(
+            "start",
+            "put a token in the ring (once, on one node)",
+            || Cmd::Start,
+        )
+        .simple(
+            "lock",
+            "ask for the critical section; you get it when the token arrives",
+            || Cmd::Lock,
+        )
+        .simple(
+            "unlock",
+            "leave the critical section and pass the token on",
+            || Cmd::Unlock,
+        )
+        .simple(
+            "status",
+            "this node, the token, the ring and the links",
+            || Cmd::Status,
+        )
 }
 
-fn resolve_names(o: &Options) -> Result<(NodeId, NodeId), CliError> {
-    let c = &o.cluster;
-    let tty = std::io::stdin().is_terminal();
-    if (o.name.is_none() || o.next.is_none()) && !tty {
-        return Err(CliError::Usage(format!(
+/// This node's name and its next's: from the flags, else asked on a terminal.
+async fn resolve_names(
+    a: &NodeArgs,
+    c: &Cluster,
+    input: &mut Stdin,
+) -> Result<Option<(NodeId, NodeId)>, CliError> {
+    let known = |n: &Option<String>| n.as_deref().map(|n| c.require(n)).transpose();
+    let (me, next) = (known(&a.name)?, known(&a.next)?);
+    if let (Some(m), Some(n)) = (me, next)
+        && m == n
+        && c.len() > 1
+    {
+        return Err(CliError::usage(format!(
+            "--next {}: the next node must be another node than this one",
+            c.name(n)
+        )));
+    }
+    if (me.is_none() || next.is_none()) && !input.tty {
+        return Err(CliError::usage(format!(
             "give this node's NAME and --next NAME (stdin is not a terminal, so I cannot ask); machines in {}: {}",
             c.source().display(),
             c.names().join(", ")
         )));
     }
-    if o.name.is_none() || o.next.is_none() {
+    if me.is_none() || next.is_none() {
         println!(
             "machines in {}: {}",
             c.source().display(),
             c.names().join(", ")
         );
     }
-    let name = match &o.name {
-        Some(n) => n.clone(),
-        None => ask(c, "this node's name", None)?,
+    let me = match me {
+        Some(m) => m,
+        None => match ask_node(input, c, "this node's name", None).await {
+            Asked::Answer(m) => m,
+            _ => return Ok(None),
+        },
     };
-    let me = c.require(&name)?;
-    let next = match &o.next {
-        Some(n) => n.clone(),
-        None => ask(c, "next node's name", Some(&name))?,
+    let not = (c.len() > 1).then_some((me, "the next node must be another node than this one"));
+    let next = match next {
+        Some(n) => n,
+        None => match ask_node(input, c, "next node's name", not).await {
+            Asked::Answer(n) => n,
+            _ => return Ok(None),
+        },
     };
-    let next = c.require(&next)?;
-    Ok((me, next))
+    Ok(Some((me, next)))
 }
 
-/// Runs one interactive node until `quit`, Ctrl-C or SIGTERM.
-pub async fn run(o: Options) -> Result<(), CliError> {
-    let (me, next) = resolve_names(&o)?;
-    let cluster = Arc::new(o.cluster.clone());
-    let events = open_events(o.events.as_ref())?;
-    let mut cs_log = match &o.cs_log {
-        Some(p) => Some(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|source| CliError::File {
-                    file: p.clone(),
-                    source,
-                })?,
-        ),
-        None => None,
+/// Runs one interactive node until `quit`, Ctrl-D, Ctrl-C or SIGTERM.
+async fn run(a: NodeArgs) -> Result<(), CliError> {
+    let cluster = Arc::new(Cluster::from_flag(a.machines.as_deref(), "machines.txt")?);
+    let mut input = Stdin::start();
+    let Some((me, next)) = resolve_names(&a, &cluster, &mut input).await? else {
+        return Ok(());
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let sink_cluster = cluster.clone();
-    let my_name = cluster.name(me).to_string();
-    let quiet = o.quiet;
+    let mut cs_log = a.cs_log.as_deref().map(open_append).transpose()?;
+    let console = Console::new();
     // The link table exists once the node is up; `status` shows it.
-    let links_slot: Arc<OnceLock<Arc<LinkTable>>> = Arc::new(OnceLock::new());
-    let sink_links = links_slot.clone();
-    let sink = Box::new(move |note: &Note| {
-        if let (Note::CsEnter { hop, .. }, Some(f)) = (note, cs_log.as_mut()) {
-            let now = humantime::format_rfc3339_micros(std::time::SystemTime::now());
-            let _ = writeln!(f, "{now} {my_name} hop {hop}").and_then(|_| f.flush());
+    let links: Arc<OnceLock<Arc<LinkTable>>> = Arc::new(OnceLock::new());
+    let present = {
+        let (c, console, links, quiet) = (cluster.clone(), console.clone(), links.clone(), a.quiet);
+        let my_name = cluster.name(me).to_string();
+        move |note: &Note, out: &mut dyn Write| {
+            if let (Note::CsEnter { hop, .. }, Some(f)) = (note, cs_log.as_mut()) {
+                let now = humantime::format_rfc3339_micros(std::time::SystemTime::now());
+                let _ = writeln!(f, "{now} {my_name} hop {hop}");
+            }
+            if quiet && matches!(note, Note::Token { .. }) {
+                return;
+            }
+            if let Some(line) = note.line(&c) {
+                console.line(out, &line);
+            }
+            if let Note::Status(st) = note {
+                console.line(out, &links_line(&c, me, st, links.get()));
+            }
         }
-        if quiet && matches!(note, Note::Token { .. }) {
-            return;
-        }
-        if let Some(line) = note.line(&sink_cluster) {
-            println!("{line}");
-        }
-        if let Note::Status(st) = note {
-            print_links(&sink_cluster, me, st, sink_links.get());
-        }
-    });
-    let node = launch(Launch {
-        cluster: cluster.clone(),
-        me,
-        next,
-        timing: o.timing,
-        events,
-        sink,
-        shutdown: stop_rx,
-    })
-    .await?;
-    let _ = links_slot.set(node.links.clone());
+    };
+    let timing = Timing {
+        hop_delay: a.hop_delay,
+        ..Timing::default()
+    };
+    let machine = TokenRing::new(me, next, cluster.len(), timing, Rng::from_os_rng());
+    let session = Session::start(cluster.clone(), me, machine, a.events.as_ref(), present).await?;
+    let _ = links.set(session.node.links.clone());
     println!(
         "{} listening on {}, next is {}. Type `help` for commands.",
         cluster.name(me),
         cluster.addr(me),
         cluster.name(next)
     );
-
-    let mut lines = stdin_lines();
-    let mut stdin_open = true;
-    let mut term = signal_stream();
-    loop {
-        tokio::select! {
-            line = lines.recv(), if stdin_open => {
-                let Some(line) = line else {
-                    stdin_open = false;
-                    continue;
-                };
-                match parse_line(&line) {
-                    Line::Cmd(cmd) => {
-                        let _ = node.commands.send(cmd);
-                    }
-                    Line::Help => println!("{HELP}"),
-                    Line::Quit => break,
-                    Line::Empty => {}
-                    Line::Unknown(w) => println!("unknown command {w:?}; commands: start, lock, unlock, status, help, quit"),
-                }
-            }
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-        }
-    }
-    let _ = stop_tx.send(true);
-    let _ = node.task.await;
-    println!("{} stopped", cluster.name(me));
+    let table = commands();
+    command_loop(&mut input, &table, async |cmd| session.command(cmd).await).await;
+    session.stop().await;
     Ok(())
 }
 
 /// The links of this node's ring (before the ring is known: to `next`).
-fn print_links(c: &Cluster, me: NodeId, st: &super::note::Status, links: Option<&Arc<LinkTable>>) {
+fn links_line(c: &Cluster, me: NodeId, st: &Status, links: Option<&Arc<LinkTable>>) -> String {
     let mut members: Vec<NodeId> = st.ring.iter().copied().filter(|&n| n != me).collect();
     if !members.contains(&st.next) && st.next != me {
         members.push(st.next);
     }
     let parts: Vec<String> = members
         .iter()
-        .map(|&n| {
-            let state = match links.map(|l| l.get(n)) {
-                Some(LinkState::Up) => "up",
-                Some(LinkState::Down) => "DOWN",
-                _ => "not contacted yet",
-            };
-            format!("{} {state}", c.name(n))
+        .map(|&n| match links {
+            Some(l) => format!("{} {}", c.name(n), l.get(n)),
+            None => format!("{} not contacted yet", c.name(n)),
         })
         .collect();
-    println!(
+    format!(
         "links: {}",
         if parts.is_empty() {
             "none (a ring of one)".to_string()
         } else {
             parts.join(", ")
         }
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands_parse_case_insensitively_and_unknown_input_is_kept_short() {
-        assert!(matches!(parse_line(" LOCK "), Line::Cmd(Cmd::Lock)));
-        assert!(matches!(parse_line(""), Line::Empty));
-        assert!(matches!(parse_line("quit"), Line::Quit));
-        match parse_line(&"x".repeat(500)) {
-            Line::Unknown(w) => assert_eq!(w.len(), 40),
-            _ => panic!("expected unknown"),
-        }
-    }
+    )
 }

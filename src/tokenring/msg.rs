@@ -1,7 +1,7 @@
-//! Token-ring wire messages as plain Rust values (the protobuf mapping lives
-//! in `crate::net::codec`).
+//! Token-ring wire messages as plain Rust values (their encoding is in
+//! `wire.rs`).
 
-use crate::node::{NodeId, WireKind};
+use crate::node::NodeId;
 
 /// A token's generation. A higher generation supersedes a lower one; the
 /// minter breaks ties. `NodeId`s are indices into a name-sorted cluster, so
@@ -56,8 +56,8 @@ pub enum Msg {
     Rejoin,
 }
 
-impl WireKind for Msg {
-    fn kind(&self) -> &'static str {
+impl Msg {
+    pub fn kind(&self) -> &'static str {
         match self {
             Msg::Token(_) => "token",
             Msg::TokenAck { .. } => "token_ack",

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use super::events::Event;
 use super::msg::Gen;
 use crate::config::Cluster;
-use crate::node::{Event, NodeId};
+use crate::node::NodeId;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Note {
@@ -93,63 +94,67 @@ fn names(c: &Cluster, ids: &[NodeId]) -> Vec<String> {
 }
 
 impl crate::node::Note for Note {
+    type Event = Event;
+
     fn event(&self, c: &Cluster) -> Option<Event> {
+        let n = |id: NodeId| c.name(id).to_string();
         Some(match self {
             Note::Token {
                 generation,
                 hop,
                 from,
-            } => Event::new("token")
-                .with("hop", *hop)
-                .with("generation", gen_str(c, *generation))
-                .with("from", c.name(*from)),
-            Note::TokenStarted { generation, ring } => Event::new("token_started")
-                .with("generation", gen_str(c, *generation))
-                .with("ring", names(c, ring)),
+            } => Event::Token {
+                hop: *hop,
+                generation: gen_str(c, *generation),
+                from: n(*from),
+            },
+            Note::TokenStarted { generation, ring } => Event::TokenStarted {
+                generation: gen_str(c, *generation),
+                ring: names(c, ring),
+            },
             Note::TokenRegenerated {
                 generation,
                 hop,
                 silent_for,
-            } => Event::new("token_regenerated")
-                .with("generation", gen_str(c, *generation))
-                .with("hop", *hop)
-                .with("silent_ms", silent_for.as_millis() as u64),
+            } => Event::TokenRegenerated {
+                generation: gen_str(c, *generation),
+                hop: *hop,
+                silent_ms: silent_for.as_millis() as u64,
+            },
             Note::TokenRerouted {
                 skipped,
                 generation,
-            } => Event::new("token_rerouted")
-                .with("skipped", c.name(*skipped))
-                .with("generation", gen_str(c, *generation)),
-            Note::TokenDropped { generation, reason } => Event::new("token_dropped")
-                .with("generation", gen_str(c, *generation))
-                .with("reason", *reason),
-            Note::LockRequested => Event::new("lock"),
-            Note::LockCancelled => Event::new("lock_cancelled"),
-            Note::CsEnter { hop, lease_left } => Event::new("cs_enter")
-                .with("hop", *hop)
-                .with("lease_us", lease_left.as_micros() as u64),
-            Note::LeaseRenewed { lease_left } => {
-                Event::new("lease_renewed").with("lease_us", lease_left.as_micros() as u64)
-            }
-            Note::CsExit { hop, forced } => Event::new("cs_exit")
-                .with("hop", *hop)
-                .with("forced", *forced),
-            Note::PeerDown { peer } => Event::new("peer_down").with("peer", c.name(*peer)),
-            Note::PeerUp { peer } => Event::new("peer_up").with("peer", c.name(*peer)),
-            Note::StartFailed { .. } => Event::new("start_failed"),
-            Note::WalkLoop { origin } => Event::new("walk_loop").with("origin", c.name(*origin)),
-            Note::WaitingForMajority { granted, need } => Event::new("lease_refused")
-                .with("granted", *granted as u64)
-                .with("need", *need as u64),
+            } => Event::TokenRerouted {
+                skipped: n(*skipped),
+                generation: gen_str(c, *generation),
+            },
+            Note::TokenDropped { generation, reason } => Event::TokenDropped {
+                generation: gen_str(c, *generation),
+                reason: reason.to_string(),
+            },
+            Note::LockRequested => Event::Lock,
+            Note::LockCancelled => Event::LockCancelled,
+            Note::CsEnter { hop, lease_left } => Event::CsEnter {
+                hop: *hop,
+                lease_us: lease_left.as_micros() as u64,
+            },
+            Note::LeaseRenewed { lease_left } => Event::LeaseRenewed {
+                lease_us: lease_left.as_micros() as u64,
+            },
+            Note::CsExit { hop, forced } => Event::CsExit {
+                hop: *hop,
+                forced: *forced,
+            },
+            Note::PeerDown { peer } => Event::PeerDown { peer: n(*peer) },
+            Note::PeerUp { peer } => Event::PeerUp { peer: n(*peer) },
+            Note::StartFailed { .. } => Event::StartFailed,
+            Note::WalkLoop { origin } => Event::WalkLoop { origin: n(*origin) },
+            Note::WaitingForMajority { granted, need } => Event::LeaseRefused {
+                granted: *granted as u64,
+                need: *need as u64,
+            },
             Note::Refused(_) | Note::Status(_) => return None,
         })
-    }
-
-    fn urgent(&self) -> bool {
-        matches!(
-            self,
-            Note::CsEnter { .. } | Note::CsExit { .. } | Note::LeaseRenewed { .. }
-        )
     }
 
     fn line(&self, c: &Cluster) -> Option<String> {

@@ -1,4 +1,4 @@
-//! The multicast invariants over delivery logs.
+//! The multicast invariants over delivery logs (`dsys check multicast`).
 //!
 //! Each node's *life* (from a start to a crash, or the end) delivers a
 //! sequence of messages `(origin, seq)`. All lives must be contiguous pieces
@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use super::Record;
+use super::events::Event;
+use crate::check::{Checker, Report as _, Verdict, verdict_line};
+use crate::events::{Common, Entry, Record};
 
 pub type Id = (String, u64);
 
@@ -79,31 +81,11 @@ impl OrderCheck {
         self.lives[i].delivered.push((origin.to_string(), seq));
     }
 
-    pub fn record(&mut self, r: &Record) {
-        match r.event.as_str() {
-            "start" | "restart" => {
-                self.new_life(&r.node);
-            }
-            "crash" => self.crash(&r.node),
-            "multicast" => {
-                if let Some(seq) = r.u64("seq") {
-                    self.multicast(&r.node, seq);
-                }
-            }
-            "deliver" => {
-                if let (Some(o), Some(seq)) = (r.str("origin"), r.u64("seq")) {
-                    self.deliver(&r.node, o, seq);
-                }
-            }
-            _ => {}
-        }
-    }
-
     pub fn lives(&self) -> &[Life] {
         &self.lives
     }
 
-    pub fn finish(&self) -> Report {
+    pub fn report(&self) -> Report {
         let mut problems = Vec::new();
         let show = |id: &Id| format!("{}#{}", id.0, id.1);
         for l in &self.lives {
@@ -208,12 +190,48 @@ impl OrderCheck {
     }
 }
 
-pub fn check(records: &[Record]) -> (Report, OrderCheck) {
-    let mut c = OrderCheck::default();
-    for r in records {
-        c.record(r);
+impl Checker for OrderCheck {
+    type Event = Event;
+    type Report = Report;
+    const OWN_EVENTS: &'static str = "`deliver` or `multicast`";
+    const ALGORITHM: &'static str = "multicast";
+
+    fn is_own(r: &Record<Event>) -> bool {
+        matches!(
+            r.entry,
+            Entry::Algo(Event::Deliver { .. } | Event::Multicast { .. })
+        )
     }
-    (c.finish(), c)
+
+    fn record(&mut self, r: &Record<Event>) {
+        match &r.entry {
+            Entry::Common(Common::Start | Common::Restart) => {
+                self.new_life(&r.node);
+            }
+            Entry::Common(Common::Crash) => self.crash(&r.node),
+            Entry::Algo(Event::Multicast { seq, .. }) => self.multicast(&r.node, *seq),
+            Entry::Algo(Event::Deliver { origin, seq, .. }) => self.deliver(&r.node, origin, *seq),
+            _ => {}
+        }
+    }
+
+    fn finish(self) -> Report {
+        self.report()
+    }
+}
+
+impl crate::check::Report for Report {
+    fn verdict(&self) -> Verdict {
+        Verdict {
+            safe: self.problems.is_empty(),
+            live: true,
+            exercised: self.deliveries > 0,
+        }
+    }
+
+    fn render(&self) -> String {
+        render(self)
+    }
 }
 
 pub fn render(r: &Report) -> String {
@@ -223,21 +241,15 @@ pub fn render(r: &Report) -> String {
         "messages in the total order: {}; deliveries: {} by {} node lives",
         r.messages, r.deliveries, r.lives
     );
-    if r.ok() {
-        let _ = writeln!(
-            s,
-            "verdict: OK, every life delivered a contiguous piece of one total order, no duplicates, per-sender FIFO, nothing lost"
-        );
-    } else {
-        let _ = writeln!(
-            s,
-            "verdict: VIOLATED ({} problem(s)); the first:",
-            r.problems.len()
-        );
-        for p in r.problems.iter().take(10) {
-            let _ = writeln!(s, "  {p}");
-        }
+    for p in r.problems.iter().take(10) {
+        let _ = writeln!(s, "  {p}");
     }
+    let what = if r.ok() {
+        "every life delivered a contiguous piece of one total order, no duplicates, per-sender FIFO, nothing lost".to_string()
+    } else {
+        format!("{} problem(s), the first above", r.problems.len())
+    };
+    let _ = writeln!(s, "{}", verdict_line(r.verdict(), &what));
     s
 }
 
@@ -248,7 +260,7 @@ mod tests {
     fn run(f: impl FnOnce(&mut OrderCheck)) -> Report {
         let mut c = OrderCheck::default();
         f(&mut c);
-        c.finish()
+        c.report()
     }
 
     #[test]

@@ -1,10 +1,8 @@
-//! What a node knows, compactly: per origin, the set of word sequence
-//! numbers as disjoint ranges. A digest for anti-entropy is exactly this,
-//! and is small because each origin's numbers are mostly contiguous.
+//! Sets of sequence numbers kept as disjoint ranges. Gossip digests and
+//! multicast acknowledgements are both "which numbers of this sender do I
+//! have", and both are mostly contiguous, so ranges keep them small.
 
 use std::collections::BTreeMap;
-
-use crate::node::NodeId;
 
 /// Disjoint, non-adjacent inclusive ranges of sequence numbers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -71,8 +69,20 @@ impl SeqSet {
         }
     }
 
+    /// Adds every number of `other`.
+    pub fn extend(&mut self, other: &SeqSet) {
+        if !other.is_empty() {
+            *self = SeqSet::from_ranges(self.ranges().chain(other.ranges()));
+        }
+    }
+
     pub fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.ranges.iter().map(|(&s, &e)| (s, e))
+    }
+
+    /// How many disjoint ranges the set is made of.
+    pub fn range_count(&self) -> usize {
+        self.ranges.len()
     }
 
     /// Builds a set from ranges in any order, overlapping or not (they come
@@ -107,9 +117,6 @@ impl SeqSet {
     }
 }
 
-/// Per-origin sets: a node's knowledge, or a digest of it.
-pub type Digest = BTreeMap<NodeId, SeqSet>;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +139,9 @@ mod tests {
         assert_eq!(SeqSet::from_ranges(s.ranges()), s);
         let messy = SeqSet::from_ranges([(5, 6), (1, 2), (3, 3), (9, 8), (6, 7)]);
         assert_eq!(messy.ranges().collect::<Vec<_>>(), vec![(1, 3), (5, 7)]);
+        let mut a = SeqSet::from_ranges([(1, 3)]);
+        a.extend(&SeqSet::from_ranges([(4, 4), (9, 9)]));
+        assert_eq!(a.ranges().collect::<Vec<_>>(), vec![(1, 4), (9, 9)]);
+        assert_eq!(a.range_count(), 2);
     }
 }

@@ -1,0 +1,140 @@
+//! What the `dsys demo` commands share: a local cluster on loopback, a
+//! stage that timestamps what happens (faults as headlines that stand out),
+//! and a set of real nodes in this process that can be killed and restarted.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::config::{Cluster, NodeId};
+use crate::driver::{self, Running};
+use crate::net::NetError;
+use crate::node::Protocol;
+use crate::output::Output;
+
+/// Nodes `l1..ln` on 127.0.0.1:50051 and up, or on free ports if those are
+/// taken (another demo, or nodes started by hand).
+pub fn local_cluster(n: usize) -> std::io::Result<Cluster> {
+    let fixed: Vec<String> = (0..n).map(|i| format!("127.0.0.1:{}", 50051 + i)).collect();
+    let free = fixed.iter().all(|a| TcpListener::bind(a).is_ok());
+    let mut obj = serde_json::Map::new();
+    for (i, addr) in fixed.iter().enumerate() {
+        let addr = if free {
+            addr.clone()
+        } else {
+            TcpListener::bind("127.0.0.1:0")?.local_addr()?.to_string()
+        };
+        obj.insert(format!("l{}", i + 1), addr.into());
+    }
+    if !free {
+        println!("(ports 50051.. are busy: using free ports instead)");
+    }
+    Cluster::parse(
+        Path::new("<demo cluster>"),
+        &serde_json::Value::Object(obj).to_string(),
+    )
+    .map_err(std::io::Error::other)
+}
+
+/// Prints what happens in a demo with the time since it began.
+#[derive(Clone, Copy)]
+pub struct Stage {
+    started: Instant,
+}
+
+impl Default for Stage {
+    fn default() -> Self {
+        Stage::new()
+    }
+}
+
+impl Stage {
+    pub fn new() -> Stage {
+        Stage {
+            started: Instant::now(),
+        }
+    }
+
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// `[  5.1s] l2: text`
+    pub fn line(&self, who: &str, text: &str) {
+        println!("[{:5.1}s] {who}: {text}", self.elapsed().as_secs_f64());
+    }
+
+    /// A fault or recovery, set apart so it cannot be missed.
+    pub fn headline(&self, text: &str) {
+        println!("[{:5.1}s] ==== {text} ====", self.elapsed().as_secs_f64());
+    }
+}
+
+struct Slot<P: Protocol> {
+    running: Running<P>,
+    stop: watch::Sender<bool>,
+}
+
+/// Real nodes of one cluster, in this process.
+pub struct Nodes<P: Protocol> {
+    cluster: Arc<Cluster>,
+    slots: Vec<Option<Slot<P>>>,
+}
+
+impl<P: Protocol> Nodes<P> {
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        let slots = cluster.ids().map(|_| None).collect();
+        Nodes { cluster, slots }
+    }
+
+    /// Starts `id` (again) with `machine`, its notes going to `output`.
+    pub async fn start(
+        &mut self,
+        id: NodeId,
+        machine: P,
+        output: Output<P::Note>,
+    ) -> Result<(), NetError> {
+        let (stop, stop_rx) = watch::channel(false);
+        let running = driver::launch(machine, self.cluster.clone(), id, output, stop_rx).await?;
+        self.slots[id.index()] = Some(Slot { running, stop });
+        Ok(())
+    }
+
+    /// Kills `id` like `kill -9`: no goodbye, its state is gone.
+    pub async fn kill(&mut self, id: NodeId) {
+        if let Some(s) = self.slots[id.index()].take() {
+            s.running.task.abort();
+            let _ = s.running.task.await;
+        }
+    }
+
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.slots[id.index()].is_some()
+    }
+
+    pub fn commands(&self, id: NodeId) -> Option<&mpsc::Sender<P::Cmd>> {
+        self.slots[id.index()].as_ref().map(|s| &s.running.commands)
+    }
+
+    /// Sends `cmd` to `id` if it is up and has room (a demo never waits).
+    pub fn send(&self, id: NodeId, cmd: P::Cmd) {
+        if let Some(c) = self.commands(id) {
+            let _ = c.try_send(cmd);
+        }
+    }
+
+    /// Stops every node gracefully and waits for them.
+    pub async fn stop_all(&mut self) {
+        for s in self.slots.iter().flatten() {
+            let _ = s.stop.send(true);
+        }
+        for s in self.slots.iter_mut() {
+            if let Some(s) = s.take() {
+                let _ = s.running.task.await;
+            }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Gossip's invariant: every word reached every node alive at the end.
+//! Also measured: coverage, messages per word, spread latency.
+//!
+//! A word is `(origin, seq)`. A node's knowledge dies with it (`crash`), so
+//! a node alive at the end must have learned each word in its current life.
+//! A word no live node knows (everyone who had it crashed) is reported apart
+//! from lost words: nothing alive could have passed it on. Spread latency
+//! counts the nodes that were up when the word was born.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::events::Event;
+use crate::check::{Checker, Report, Verdict, verdict_line};
+use crate::events::{Common, Entry, Record};
+use crate::stats;
+
+type WordKey = (String, u64);
+
+#[derive(Debug, Default)]
+pub struct GossipCheck {
+    born: BTreeMap<WordKey, u64>,
+    first_seen: BTreeMap<WordKey, u64>,
+    learned: BTreeMap<String, BTreeMap<WordKey, u64>>,
+    dead: BTreeSet<String>,
+    /// When each node's current life began (a restart forgets everything).
+    life_start: BTreeMap<String, u64>,
+    messages: u64,
+    events_lost: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Coverage {
+    pub words: usize,
+    pub live_nodes: Vec<String>,
+    pub messages: u64,
+    /// Spread latency of every word that reached every live node.
+    pub latencies: Vec<Duration>,
+    /// Words some live node never learned, with who lacks them.
+    pub lost: Vec<(WordKey, Vec<String>)>,
+    pub died_with_node: usize,
+    /// Learned (word, live node) pairs over all pairs.
+    pub coverage: f64,
+    pub events_lost: u64,
+}
+
+impl Checker for GossipCheck {
+    type Event = Event;
+    type Report = Coverage;
+    const OWN_EVENTS: &'static str = "`learn`";
+    const ALGORITHM: &'static str = "gossip";
+
+    fn is_own(r: &Record<Event>) -> bool {
+        matches!(r.entry, Entry::Algo(Event::Learn { .. }))
+    }
+
+    fn record(&mut self, r: &Record<Event>) {
+        let node = &r.node;
+        match &r.entry {
+            Entry::Algo(Event::Learn {
+                origin, seq, from, ..
+            }) => {
+                let key = (origin.clone(), *seq);
+                if from.is_none() {
+                    self.born.entry(key.clone()).or_insert(r.t_us);
+                }
+                self.first_seen.entry(key.clone()).or_insert(r.t_us);
+                self.learned
+                    .entry(node.clone())
+                    .or_default()
+                    .entry(key)
+                    .or_insert(r.t_us);
+            }
+            Entry::Common(Common::Crash) => {
+                self.dead.insert(node.clone());
+                self.learned.entry(node.clone()).or_default().clear();
+            }
+            // A new life (simulator restart, or a real node starting again
+            // into the same file): it knows nothing of its earlier life.
+            Entry::Common(Common::Restart | Common::Start) => {
+                self.dead.remove(node);
+                self.learned.entry(node.clone()).or_default().clear();
+                self.life_start.insert(node.clone(), r.t_us);
+            }
+            Entry::Common(Common::Send { .. }) => self.messages += 1,
+            Entry::Common(Common::EventsLost { count }) => self.events_lost += count,
+            _ => {
+                self.learned.entry(node.clone()).or_default();
+            }
+        }
+    }
+
+    fn finish(self) -> Coverage {
+        let live: Vec<String> = self
+            .learned
+            .keys()
+            .filter(|n| !self.dead.contains(*n))
+            .cloned()
+            .collect();
+        let mut out = Coverage {
+            words: self.first_seen.len(),
+            messages: self.messages,
+            events_lost: self.events_lost,
+            ..Default::default()
+        };
+        let mut have_pairs = 0usize;
+        for (w, &seen) in &self.first_seen {
+            let t0 = self.born.get(w).copied().unwrap_or(seen);
+            let mut last = t0;
+            let mut missing = Vec::new();
+            for n in &live {
+                match self.learned.get(n).and_then(|m| m.get(w)) {
+                    Some(&t) => {
+                        have_pairs += 1;
+                        // A node restarted after the word was born catches up by
+                        // anti-entropy; that is recovery, not spread latency.
+                        if self.life_start.get(n).is_none_or(|&s| s <= t0) {
+                            last = last.max(t);
+                        }
+                    }
+                    None => missing.push(n.clone()),
+                }
+            }
+            if missing.len() == live.len() {
+                out.died_with_node += 1;
+            } else if !missing.is_empty() {
+                out.lost.push((w.clone(), missing));
+            } else {
+                out.latencies.push(Duration::from_micros(last - t0));
+            }
+        }
+        out.latencies.sort_unstable();
+        let pairs = self.first_seen.len() * live.len();
+        out.coverage = if pairs == 0 {
+            1.0
+        } else {
+            have_pairs as f64 / pairs as f64
+        };
+        out.live_nodes = live;
+        out
+    }
+}
+
+/// `spread latency (birth to last live node): median 344ms, p95 394ms, max 400ms`
+pub fn latency_line(sorted: &[Duration]) -> String {
+    format!(
+        "spread latency (birth to last live node): {}",
+        stats::summary(sorted, &[0.5, 0.95, 1.0])
+    )
+}
+
+impl Report for Coverage {
+    /// Completeness is what this check is about: a lost word fails it.
+    fn verdict(&self) -> Verdict {
+        Verdict {
+            safe: self.lost.is_empty(),
+            live: self.lost.is_empty(),
+            exercised: self.words > 0,
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "words: {} at {} live nodes ({})",
+            self.words,
+            self.live_nodes.len(),
+            self.live_nodes.join(", ")
+        );
+        let _ = writeln!(s, "coverage: {:.2}%", self.coverage * 100.0);
+        let _ = writeln!(
+            s,
+            "messages between nodes: {} = {:.2} per word",
+            self.messages,
+            self.messages as f64 / self.words.max(1) as f64
+        );
+        if !self.latencies.is_empty() {
+            let _ = writeln!(s, "{}", latency_line(&self.latencies));
+        }
+        if self.died_with_node > 0 {
+            let _ = writeln!(
+                s,
+                "words no live node knows (died with their node): {}",
+                self.died_with_node
+            );
+        }
+        if self.events_lost > 0 {
+            let _ = writeln!(
+                s,
+                "WARNING: {} events were lost while writing: the log is incomplete",
+                self.events_lost
+            );
+        }
+        if !self.lost.is_empty() {
+            let _ = writeln!(
+                s,
+                "{} word(s) did NOT reach every live node",
+                self.lost.len()
+            );
+            for ((origin, seq), missing) in self.lost.iter().take(10) {
+                let _ = writeln!(s, "  word {origin}#{seq} missing at {}", missing.join(", "));
+            }
+        }
+        let what = if self.words == 0 {
+            "no words were made, so nothing spread".to_string()
+        } else if self.lost.is_empty() {
+            "every word reached every live node".to_string()
+        } else {
+            "some words did not reach every live node".to_string()
+        };
+        let _ = writeln!(s, "{}", verdict_line(self.verdict(), &what));
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::check;
+
+    fn common(t: u64, node: &str, c: Common) -> Record<Event> {
+        Record {
+            t_us: t,
+            node: node.into(),
+            entry: Entry::Common(c),
+        }
+    }
+
+    fn learn(t: u64, node: &str, origin: &str, seq: u64, from: Option<&str>) -> Record<Event> {
+        Record {
+            t_us: t,
+            node: node.into(),
+            entry: Entry::Algo(Event::Learn {
+                word: "w".into(),
+                origin: origin.into(),
+                seq,
+                from: from.map(String::from),
+            }),
+        }
+    }
+
+    fn other(t: u64, node: &str) -> Record<Event> {
+        Record {
+            t_us: t,
+            node: node.into(),
+            entry: Entry::Algo(Event::Other),
+        }
+    }
+
+    #[test]
+    fn full_coverage_passes_with_latency() {
+        let r = vec![
+            learn(0, "a", "a", 1, None),
+            common(
+                50,
+                "a",
+                Common::Send {
+                    to: "b".into(),
+                    kind: "rumors".into(),
+                },
+            ),
+            learn(100, "b", "a", 1, Some("a")),
+            learn(300, "c", "a", 1, Some("b")),
+        ];
+        let c = check::<GossipCheck>(&r);
+        assert!(c.lost.is_empty());
+        assert_eq!(c.latencies, vec![Duration::from_micros(300)]);
+        assert_eq!(c.messages, 1);
+        assert_eq!(c.coverage, 1.0);
+        assert!(c.render().contains("verdict: OK"), "{}", c.render());
+    }
+
+    #[test]
+    fn a_missing_word_is_lost_and_a_crash_forgets() {
+        let r = vec![
+            learn(0, "a", "a", 1, None),
+            learn(10, "b", "a", 1, Some("a")),
+            other(20, "c"),
+            // b crashes and comes back: it must learn the word again.
+            common(30, "b", Common::Crash),
+            common(40, "b", Common::Restart),
+        ];
+        let c = check::<GossipCheck>(&r);
+        assert_eq!(c.lost.len(), 1);
+        assert_eq!(c.lost[0].1, vec!["b".to_string(), "c".to_string()]);
+        assert!(!c.verdict().passed(false));
+        // A word only a crashed node ever had died with it.
+        let r = vec![
+            learn(0, "a", "a", 1, None),
+            other(5, "b"),
+            common(10, "a", Common::Crash),
+        ];
+        let c = check::<GossipCheck>(&r);
+        assert!(c.lost.is_empty());
+        assert_eq!(c.died_with_node, 1);
+    }
+}

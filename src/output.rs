@@ -1,0 +1,232 @@
+//! What a node writes, written off its protocol task.
+//!
+//! The driver hands each batch of notes (and `send` records) to a writer
+//! thread through a bounded queue and never waits for it: a slow terminal,
+//! pipe or disk cannot stall a node. The writer thread, for each batch,
+//! first writes its events to the event log (one `write`, so they are in
+//! the OS's hands and survive a `kill -9`), then lets the presenter show
+//! the batch (console lines, the critical-section log, a UI's channel), so
+//! the event log is always at least as complete as what a person saw.
+//!
+//! When the queue is full (the writer is far behind), the driver drops the
+//! batch and counts it; the next batch that gets through starts with an
+//! `events_lost` event, and the presenter is told how many notes it missed.
+
+use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+
+use crate::config::{Cluster, NodeId};
+use crate::events::{Common, EventLog};
+use crate::node::Note;
+
+/// Batches waiting for the writer thread, at most.
+pub const QUEUE_BATCHES: usize = 1024;
+
+/// One thing the driver reports.
+pub enum Item<N> {
+    Note {
+        t_us: u64,
+        note: N,
+    },
+    Send {
+        t_us: u64,
+        to: NodeId,
+        kind: &'static str,
+    },
+    Common {
+        t_us: u64,
+        event: Common,
+    },
+    /// `count` items never reached the writer (its queue was full).
+    Lost {
+        t_us: u64,
+        count: u64,
+    },
+}
+
+/// Shows notes to whoever watches this node. Runs on the writer thread;
+/// `out` is the process's stdout, flushed after each batch.
+pub trait Present<N>: Send + 'static {
+    fn note(&mut self, note: &N, out: &mut dyn Write);
+    /// `count` notes were lost before they could be shown.
+    fn lost(&mut self, count: u64, out: &mut dyn Write) {
+        let _ = writeln!(
+            out,
+            "({count} lines not shown: output could not keep up with this node)"
+        );
+    }
+}
+
+impl<N, F: FnMut(&N, &mut dyn Write) + Send + 'static> Present<N> for F {
+    fn note(&mut self, note: &N, out: &mut dyn Write) {
+        self(note, out)
+    }
+}
+
+/// The driver's end: collects a batch, hands it over without waiting.
+pub struct Output<N> {
+    tx: Option<SyncSender<Vec<Item<N>>>>,
+    batch: Vec<Item<N>>,
+    lost: u64,
+    thread: Option<JoinHandle<()>>,
+    records_events: bool,
+}
+
+impl<N: Note> Output<N> {
+    /// Starts the writer thread for node `me`: its events (if any) go to
+    /// `events`, its notes to `present`.
+    pub fn start(
+        cluster: Arc<Cluster>,
+        me: NodeId,
+        events: Option<EventLog>,
+        present: impl Present<N>,
+    ) -> Output<N> {
+        let (tx, rx) = sync_channel(QUEUE_BATCHES);
+        let records_events = events.is_some();
+        let name = cluster.name(me).to_string();
+        let thread = std::thread::Builder::new()
+            .name(format!("output-{name}"))
+            .spawn(move || writer(rx, cluster, name, events, present))
+            .ok();
+        Output {
+            tx: thread.as_ref().map(|_| tx),
+            batch: Vec::with_capacity(64),
+            lost: 0,
+            thread,
+            records_events,
+        }
+    }
+
+    /// An output that goes nowhere.
+    pub fn discard() -> Output<N> {
+        Output {
+            tx: None,
+            batch: Vec::new(),
+            lost: 0,
+            thread: None,
+            records_events: false,
+        }
+    }
+
+    /// Whether an event log is being written (else `send` records are
+    /// not worth collecting).
+    pub fn records_events(&self) -> bool {
+        self.records_events
+    }
+
+    pub fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    pub fn push(&mut self, item: Item<N>) {
+        if self.tx.is_some() {
+            self.batch.push(item);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    /// Hands the batch to the writer thread, or counts it lost.
+    pub fn flush(&mut self, t_us: u64) {
+        let Some(tx) = &self.tx else { return };
+        if self.batch.is_empty() {
+            return;
+        }
+        let mut batch = std::mem::replace(&mut self.batch, Vec::with_capacity(64));
+        if self.lost > 0 {
+            batch.insert(
+                0,
+                Item::Lost {
+                    t_us,
+                    count: self.lost,
+                },
+            );
+        }
+        let n = batch.len() as u64;
+        match tx.try_send(batch) {
+            Ok(()) => self.lost = 0,
+            Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
+                // Keep counting: the `Lost` item we inserted is lost too.
+                self.lost += n - u64::from(matches!(b.first(), Some(Item::Lost { .. })));
+            }
+        }
+    }
+
+    /// Flushes, stops the writer thread and waits for it to finish writing.
+    pub fn close(mut self, t_us: u64) {
+        self.flush(t_us);
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl<N> Drop for Output<N> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn writer<N: Note>(
+    rx: Receiver<Vec<Item<N>>>,
+    cluster: Arc<Cluster>,
+    name: String,
+    mut events: Option<EventLog>,
+    mut present: impl Present<N>,
+) {
+    // Only what a presenter writes reaches stdout, in one write per batch
+    // (a presenter feeding a UI writes nothing here).
+    let mut out = BufWriter::with_capacity(64 * 1024, io::stdout());
+    while let Ok(first) = rx.recv() {
+        // Whatever else is waiting goes in the same writes.
+        let mut batches = vec![first];
+        while batches.len() < 64
+            && let Ok(b) = rx.try_recv()
+        {
+            batches.push(b);
+        }
+        if let Some(log) = &mut events {
+            let mut ok = Ok(());
+            for item in batches.iter().flatten() {
+                ok = ok.and_then(|_| match item {
+                    Item::Note { t_us, note } => match note.event(&cluster) {
+                        Some(ev) => log.write(*t_us, &name, &ev),
+                        None => Ok(()),
+                    },
+                    Item::Send { t_us, to, kind } => log.write(
+                        *t_us,
+                        &name,
+                        &Common::Send {
+                            to: cluster.name(*to).to_string(),
+                            kind: (*kind).to_string(),
+                        },
+                    ),
+                    Item::Common { t_us, event } => log.write(*t_us, &name, event),
+                    Item::Lost { t_us, count } => {
+                        log.write(*t_us, &name, &Common::EventsLost { count: *count })
+                    }
+                });
+            }
+            if let Err(e) = ok.and_then(|_| log.flush()) {
+                tracing::error!(error = %e, "cannot write the event log; events stop here");
+                events = None;
+            }
+        }
+        for item in batches.iter().flatten() {
+            match item {
+                Item::Note { note, .. } => present.note(note, &mut out),
+                Item::Lost { count, .. } => present.lost(*count, &mut out),
+                _ => {}
+            }
+        }
+        let _ = out.flush();
+    }
+}

@@ -1,0 +1,80 @@
+//! Questions at the prompt, answered on stdin: the question stays until
+//! the answer is valid (a bad one gets a message and the question again).
+//! Ctrl-D ends the question (the caller decides what that means: usually,
+//! stop asking); Ctrl-C is reported too, so the caller can shut down cleanly.
+
+use std::io::Write;
+
+use super::input::{Input, MAX_LINE, Stdin};
+use crate::config::{Cluster, NodeId};
+
+pub enum Asked<T> {
+    Answer(T),
+    /// Ctrl-D (or the end of a pipe).
+    End,
+    /// Ctrl-C.
+    Interrupted,
+}
+
+/// Asks `question` until `check` accepts the (trimmed) answer.
+pub async fn ask<T>(
+    input: &mut Stdin,
+    question: &str,
+    check: impl Fn(&str) -> Result<T, String>,
+) -> Asked<T> {
+    loop {
+        print!("{question}: ");
+        let _ = std::io::stdout().flush();
+        let got = tokio::select! {
+            i = input.next() => i,
+            _ = tokio::signal::ctrl_c() => {
+                println!();
+                return Asked::Interrupted;
+            }
+        };
+        match got {
+            Input::Line(l) => match check(l.trim()) {
+                Ok(v) => return Asked::Answer(v),
+                Err(msg) => println!("{msg}"),
+            },
+            Input::End => {
+                println!();
+                return Asked::End;
+            }
+            Input::NotUtf8 => println!("that answer is not valid UTF-8 text; try again"),
+            Input::TooLong(n) => {
+                println!("that answer is {n} bytes (the most is {MAX_LINE}); try again")
+            }
+        }
+    }
+}
+
+/// Asks for a node of `cluster` (not `not`, if given).
+pub async fn ask_node(
+    input: &mut Stdin,
+    cluster: &Cluster,
+    question: &str,
+    not: Option<(NodeId, &str)>,
+) -> Asked<NodeId> {
+    ask(input, question, |a| node_answer(cluster, a, not)).await
+}
+
+/// Checks an answer naming a node.
+pub fn node_answer(
+    cluster: &Cluster,
+    a: &str,
+    not: Option<(NodeId, &str)>,
+) -> Result<NodeId, String> {
+    match cluster.id(a) {
+        None if a.is_empty() => Err(format!("type one of: {}", cluster.names().join(", "))),
+        None => Err(format!(
+            "{a:?} is not a machine in {}; pick one of: {}",
+            cluster.source().display(),
+            cluster.names().join(", ")
+        )),
+        Some(id) => match not {
+            Some((n, why)) if n == id => Err(why.to_string()),
+            _ => Ok(id),
+        },
+    }
+}
