@@ -8,10 +8,11 @@
 //! happens here: sends only queue, output goes to a writer thread.
 //!
 //! Fairness: inbound messages are taken in bursts of at most [`BURST`];
-//! between bursts every due timer fires. A flooded inbox therefore cannot
-//! starve timers (a lease still expires on time), and a zero-delay timer set
-//! while handling a burst runs once the burst is done, which is how a
-//! machine batches work ("ack when the inbox is drained").
+//! between bursts every due timer fires and one waiting user command is
+//! taken. A flooded inbox therefore starves neither timers (a lease still
+//! expires on time) nor the user, and a zero-delay timer set while handling
+//! a burst runs once the burst is done, which is how a machine batches work
+//! ("ack when the inbox is drained").
 
 use std::collections::BinaryHeap;
 use std::sync::Arc;
@@ -181,8 +182,22 @@ pub async fn run<P: Protocol, T: Transport<P::Msg>>(node: Node<P, T>) -> P {
     r.apply();
     loop {
         r.fire_due_timers();
-        // Idle (nothing waiting, no timer due): hand the output over now.
-        if r.node.inbox.is_empty() || r.node.output.len() >= 256 {
+        // A flooded inbox must not starve the user either: one waiting
+        // command per turn goes first.
+        if commands_open && r.node.machine.accepting_commands() {
+            match r.node.commands.try_recv() {
+                Ok(cmd) => {
+                    r.out.set_now(r.now());
+                    r.node.machine.on_command(cmd, &mut r.out);
+                    r.apply();
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => commands_open = false,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+        }
+        // Idle (nothing waiting): hand the output over now; busy: when the
+        // batch is big or a couple of milliseconds old.
+        if r.node.inbox.is_empty() || r.node.output.due() {
             r.node.output.flush(wall_us());
         }
         let deadline = r.timers.next_deadline();

@@ -69,6 +69,8 @@ impl<N, F: FnMut(&N, &mut dyn Write) + Send + 'static> Present<N> for F {
 pub struct Output<N> {
     tx: Option<SyncSender<Vec<Item<N>>>>,
     batch: Vec<Item<N>>,
+    /// When the first item of the current batch came.
+    since: Option<std::time::Instant>,
     lost: u64,
     thread: Option<JoinHandle<()>>,
     records_events: bool,
@@ -93,6 +95,7 @@ impl<N: Note> Output<N> {
         Output {
             tx: thread.as_ref().map(|_| tx),
             batch: Vec::with_capacity(64),
+            since: None,
             lost: 0,
             thread,
             records_events,
@@ -104,6 +107,7 @@ impl<N: Note> Output<N> {
         Output {
             tx: None,
             batch: Vec::new(),
+            since: None,
             lost: 0,
             thread: None,
             records_events: false,
@@ -122,8 +126,20 @@ impl<N: Note> Output<N> {
 
     pub fn push(&mut self, item: Item<N>) {
         if self.tx.is_some() {
+            if self.batch.is_empty() {
+                self.since = Some(std::time::Instant::now());
+            }
             self.batch.push(item);
         }
+    }
+
+    /// Should a busy driver hand the batch over anyway? (It is big, or has
+    /// waited long enough that a person would notice.)
+    pub fn due(&self) -> bool {
+        self.batch.len() >= 256
+            || self
+                .since
+                .is_some_and(|t| t.elapsed() >= std::time::Duration::from_millis(2))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -136,6 +152,7 @@ impl<N: Note> Output<N> {
         if self.batch.is_empty() {
             return;
         }
+        self.since = None;
         let mut batch = std::mem::replace(&mut self.batch, Vec::with_capacity(64));
         if self.lost > 0 {
             batch.insert(

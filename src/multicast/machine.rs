@@ -33,6 +33,12 @@ use crate::seqset::SeqSet;
 /// stamp (a message must fit in one frame, even relayed with others).
 pub const MAX_TEXT: usize = 1024 * 1024;
 
+/// Our own messages not yet delivered, at most. Past it the node takes no
+/// new messages from the user (input waits, and the user is told which
+/// member holds things up) until members catch up: memory stays bounded
+/// while a member is slow or down.
+pub const WINDOW: usize = 10_000;
+
 /// Send an ack at once after this many unacked arrivals (else when idle).
 const ACK_BATCH: usize = 64;
 const SYNC_RETRY: Duration = Duration::from_secs(1);
@@ -85,6 +91,55 @@ struct Peer {
 
 type Key = (u64, NodeId, u64);
 
+/// The holdback queue, in delivery order (stamp, sender, seq), counting
+/// what it holds of each sender's life (acks name only the lives that
+/// still matter).
+#[derive(Debug, Default)]
+struct Holdback {
+    queue: BTreeMap<Key, Data>,
+    lives: BTreeMap<(NodeId, u64), usize>,
+}
+
+impl Holdback {
+    fn insert(&mut self, d: Data) {
+        let life = (d.sender, d.inc);
+        if self.queue.insert((d.lamport, d.sender, d.seq), d).is_none() {
+            *self.lives.entry(life).or_default() += 1;
+        }
+    }
+
+    fn first(&self) -> Option<(&Key, &Data)> {
+        self.queue.first_key_value()
+    }
+
+    fn get(&self, k: &Key) -> Option<&Data> {
+        self.queue.get(k)
+    }
+
+    fn pop_first(&mut self) -> Option<Data> {
+        let (_, d) = self.queue.pop_first()?;
+        if let Some(n) = self.lives.get_mut(&(d.sender, d.inc)) {
+            *n -= 1;
+            if *n == 0 {
+                self.lives.remove(&(d.sender, d.inc));
+            }
+        }
+        Some(d)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Data> {
+        self.queue.values()
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn holds_life(&self, sender: NodeId, inc: u64) -> bool {
+        self.lives.contains_key(&(sender, inc))
+    }
+}
+
 /// An ack kept until its sender's earlier data has arrived:
 /// (incarnation, last data seq, what it has).
 type Stashed = (u64, u64, Vec<(NodeId, u64, SeqSet)>);
@@ -113,7 +168,7 @@ pub struct Multicast {
     acks: BTreeMap<(NodeId, NodeId, u64), SeqSet>,
     /// Everything received or sent, per (sender, incarnation).
     have: BTreeMap<(NodeId, u64), SeqSet>,
-    holdback: BTreeMap<Key, Data>,
+    holdback: Holdback,
     delivered_stamp: u64,
     sent_log: BTreeMap<u64, Data>,
     /// (joiner, its incarnation) -> member -> what it relayed for it.
@@ -125,6 +180,8 @@ pub struct Multicast {
     down: BTreeSet<NodeId>,
     /// The head of the queue at the last tick.
     last_head: Option<Key>,
+    /// Told the user that input waits (the window is full).
+    told_full: bool,
     pub delivered: u64,
 }
 
@@ -150,7 +207,7 @@ impl Multicast {
             pre_join: Vec::new(),
             acks: BTreeMap::new(),
             have: BTreeMap::new(),
-            holdback: BTreeMap::new(),
+            holdback: Holdback::default(),
             delivered_stamp: 0,
             sent_log: BTreeMap::new(),
             flushes: BTreeMap::new(),
@@ -158,6 +215,7 @@ impl Multicast {
             ack_due: 0,
             down: BTreeSet::new(),
             last_head: None,
+            told_full: false,
             delivered: 0,
         }
     }
@@ -209,8 +267,26 @@ impl Multicast {
             text: d.text.clone(),
         });
         self.send_all(Msg::Data(d.clone()), out);
-        self.holdback.insert((d.lamport, d.sender, d.seq), d);
+        self.holdback.insert(d);
         self.try_deliver(out);
+        if !self.told_full && self.unsent_or_undelivered() >= WINDOW {
+            self.told_full = true;
+            let waiting_for = self
+                .sent_log
+                .values()
+                .next()
+                .map(|d| self.missing(d))
+                .unwrap_or_default();
+            out.note(Note::Full {
+                holding: self.sent_log.len(),
+                waiting_for,
+            });
+        }
+    }
+
+    /// Our messages not delivered yet (sent, or waiting for the join).
+    fn unsent_or_undelivered(&self) -> usize {
+        self.sent_log.len() + self.outbox.len()
     }
 
     /// A message arrived (from its sender or relayed): keep it unless known.
@@ -233,11 +309,17 @@ impl Multicast {
             self.pre_join.push(d);
             self.maybe_join(out);
         } else if d.lamport > self.cut {
-            self.holdback.insert((d.lamport, d.sender, d.seq), d);
+            self.holdback.insert(d);
         }
     }
 
-    fn ack_msg(&self) -> Msg {
+    /// Our ack. A `full` one names every life of every sender we ever
+    /// heard from; a routine one only the lives that still matter (each
+    /// sender's current life, and lives with messages in our holdback), so
+    /// acks do not grow with every restart. A member that still needs our
+    /// ack of an older life asks (`AckPlease`) and gets the full one.
+    fn ack_msg(&self, full: bool) -> Msg {
+        let full = full || !self.joined;
         Msg::Ack {
             inc: self.inc,
             clock: self.clock,
@@ -245,14 +327,26 @@ impl Multicast {
             have: self
                 .have
                 .iter()
+                .filter(|&(&(s, i), _)| {
+                    full || self.current_inc(s) == Some(i) || self.holdback.holds_life(s, i)
+                })
                 .map(|(&(s, i), set)| (s, i, set.clone()))
                 .collect(),
         }
     }
 
+    /// The life of `node` we know as current.
+    fn current_inc(&self, node: NodeId) -> Option<u64> {
+        if node == self.me {
+            Some(self.inc)
+        } else {
+            self.peers.get(&node).and_then(|p| p.inc)
+        }
+    }
+
     fn send_ack(&mut self, out: &mut Out<Self>) {
         self.ack_due = 0;
-        let msg = self.ack_msg();
+        let msg = self.ack_msg(false);
         self.send_all(msg, out);
     }
 
@@ -260,7 +354,7 @@ impl Multicast {
     /// waits for the message again and ask for their acks (whatever was
     /// lost on the way, a message, an ack or a sender's data, comes back).
     fn nudge(&mut self, out: &mut Out<Self>) {
-        let head = self.holdback.first_key_value().map(|(k, _)| *k);
+        let head = self.holdback.first().map(|(k, _)| *k);
         if head.is_some()
             && head == self.last_head
             && let Some(d) = head.and_then(|k| self.holdback.get(&k))
@@ -443,17 +537,21 @@ impl Multicast {
     }
 
     fn try_deliver(&mut self, out: &mut Out<Self>) {
-        while let Some((_, d)) = self.holdback.first_key_value() {
+        while let Some((_, d)) = self.holdback.first() {
             if !self.others().all(|k| self.acked(k, d)) {
                 break;
             }
-            let Some((_, d)) = self.holdback.pop_first() else {
+            let Some(d) = self.holdback.pop_first() else {
                 break;
             };
             self.delivered_stamp = d.lamport;
             self.delivered += 1;
             if d.sender == self.me {
                 self.sent_log.remove(&d.seq);
+                if self.told_full && self.unsent_or_undelivered() < WINDOW {
+                    self.told_full = false;
+                    out.note(Note::Resumed);
+                }
             }
             out.note(Note::Deliver {
                 origin: d.sender,
@@ -594,7 +692,7 @@ impl Multicast {
         out.note(Note::Joined { cut });
         for d in std::mem::take(&mut self.pre_join) {
             if d.lamport > cut {
-                self.holdback.insert((d.lamport, d.sender, d.seq), d);
+                self.holdback.insert(d);
             }
         }
         // Our own earlier lives' messages we were given: to everyone, named.
@@ -743,7 +841,7 @@ impl Protocol for Multicast {
             }
             Msg::AckPlease => {
                 self.resend_to(from, out);
-                out.send(from, self.ack_msg());
+                out.send(from, self.ack_msg(true));
             }
             Msg::FlushDone { of, inc, relayed } => {
                 self.flushes
@@ -817,6 +915,12 @@ impl Protocol for Multicast {
         }
     }
 
+    /// Our window of undelivered messages is full: the user's next message
+    /// waits (the driver stops reading commands) until members catch up.
+    fn accepting_commands(&self) -> bool {
+        self.unsent_or_undelivered() < WINDOW
+    }
+
     fn on_link(&mut self, peer: NodeId, up: bool, out: &mut Out<Self>) {
         if up {
             self.down.remove(&peer);
@@ -854,10 +958,361 @@ impl Protocol for Multicast {
                 }
             }
             self.resend_to(peer, out);
-            self.send_ack(out);
+            out.send(peer, self.ack_msg(true));
         } else if self.down.insert(peer) {
             out.note(Note::PeerDown { peer });
             out.timer(PROBE_FIRST, Timer::Probe { peer, attempt: 1 });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use rand::{Rng as _, SeedableRng};
+
+    use super::*;
+    use crate::node::{Effect, Rng};
+
+    const A: NodeId = NodeId(0);
+    const B: NodeId = NodeId(1);
+    const C: NodeId = NodeId(2);
+
+    /// Members wired by hand: one FIFO queue per directed link, timers
+    /// recorded (fired only when a test says so), notes kept per node.
+    struct Group {
+        m: Vec<Option<Multicast>>,
+        links: BTreeMap<(NodeId, NodeId), VecDeque<Msg>>,
+        /// Links whose messages are dropped (the peer is down).
+        down: BTreeSet<NodeId>,
+        timers: Vec<(NodeId, Timer)>,
+        notes: Vec<(NodeId, Note)>,
+        incs: u64,
+    }
+
+    impl Group {
+        fn new(n: u32) -> Group {
+            let mut g = Group {
+                m: (0..n).map(|_| None).collect(),
+                links: BTreeMap::new(),
+                down: BTreeSet::new(),
+                timers: Vec::new(),
+                notes: Vec::new(),
+                incs: 0,
+            };
+            for i in 0..n {
+                g.boot(NodeId(i));
+            }
+            g
+        }
+
+        fn boot(&mut self, id: NodeId) {
+            self.incs += 1000;
+            let n = self.m.len() as u32;
+            self.m[id.index()] = Some(Multicast::new(id, (0..n).map(NodeId), self.incs));
+            self.step(id, |m, out| m.on_start(out));
+        }
+
+        fn step(&mut self, id: NodeId, f: impl FnOnce(&mut Multicast, &mut Out<Multicast>)) {
+            let Some(m) = self.m[id.index()].as_mut() else {
+                return;
+            };
+            let mut out = Out::new(Duration::ZERO);
+            f(m, &mut out);
+            for e in out.drain() {
+                match e {
+                    Effect::Send { to, msg } => {
+                        if !self.down.contains(&to) {
+                            self.links.entry((id, to)).or_default().push_back(msg);
+                        }
+                    }
+                    Effect::Timer { timer, .. } => self.timers.push((id, timer)),
+                    Effect::Note(n) => self.notes.push((id, n)),
+                }
+            }
+        }
+
+        /// Delivers everything, picking a random non-empty link each time
+        /// (so links interleave differently per seed, each staying FIFO),
+        /// and fires zero-delay ack flushes as the driver would.
+        fn settle(&mut self, rng: &mut Rng) {
+            loop {
+                let busy: Vec<(NodeId, NodeId)> = self
+                    .links
+                    .iter()
+                    .filter(|(_, q)| !q.is_empty())
+                    .map(|(k, _)| *k)
+                    .collect();
+                if busy.is_empty() {
+                    let flush: Vec<NodeId> = self
+                        .timers
+                        .iter()
+                        .filter(|(_, t)| matches!(t, Timer::AckFlush))
+                        .map(|(n, _)| *n)
+                        .collect();
+                    if flush.is_empty() {
+                        return;
+                    }
+                    self.timers.retain(|(_, t)| !matches!(t, Timer::AckFlush));
+                    for n in flush {
+                        self.step(n, |m, out| m.on_timer(Timer::AckFlush, out));
+                    }
+                    continue;
+                }
+                let (from, to) = busy[rng.random_range(0..busy.len())];
+                let Some(msg) = self.links.get_mut(&(from, to)).and_then(|q| q.pop_front()) else {
+                    continue;
+                };
+                if !self.down.contains(&to) {
+                    self.step(to, |m, out| m.on_message(from, msg, out));
+                }
+            }
+        }
+
+        fn delivered(&self, id: NodeId) -> Vec<(NodeId, u64)> {
+            self.notes
+                .iter()
+                .filter(|(n, _)| *n == id)
+                .filter_map(|(_, note)| match note {
+                    Note::Deliver { origin, seq, .. } => Some((*origin, *seq)),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn send(&mut self, id: NodeId, text: &str) {
+            self.step(id, |m, out| m.on_command(Cmd::Send(text.into()), out));
+        }
+
+        fn machine(&self, id: NodeId) -> &Multicast {
+            self.m[id.index()].as_ref().expect("node is up")
+        }
+    }
+
+    #[test]
+    fn concurrent_senders_are_delivered_in_the_same_order_everywhere() {
+        for seed in 0..50 {
+            let mut rng = Rng::seed_from_u64(seed);
+            let mut g = Group::new(3);
+            g.settle(&mut rng);
+            assert!(
+                (0..3).all(|i| g.machine(NodeId(i)).joined),
+                "seed {seed}: all joined"
+            );
+            for k in 0..10 {
+                for id in [A, B, C] {
+                    if rng.random_bool(0.7) {
+                        g.send(id, &format!("{id:?}-{k}"));
+                    }
+                }
+                // Some messages travel before the next round of sends.
+                for _ in 0..rng.random_range(0..5) {
+                    let busy: Vec<_> = g
+                        .links
+                        .iter()
+                        .filter(|(_, q)| !q.is_empty())
+                        .map(|(k, _)| *k)
+                        .collect();
+                    if let Some(&(from, to)) = busy.first() {
+                        if let Some(msg) = g.links.get_mut(&(from, to)).and_then(|q| q.pop_front())
+                        {
+                            g.step(to, |m, out| m.on_message(from, msg, out));
+                        }
+                    }
+                }
+            }
+            g.settle(&mut rng);
+            let a = g.delivered(A);
+            assert!(!a.is_empty());
+            assert_eq!(a, g.delivered(B), "seed {seed}");
+            assert_eq!(a, g.delivered(C), "seed {seed}");
+            // FIFO per sender.
+            for s in [A, B, C] {
+                let seqs: Vec<u64> = a.iter().filter(|(o, _)| *o == s).map(|(_, q)| *q).collect();
+                assert!(
+                    seqs.windows(2).all(|w| w[0] < w[1]),
+                    "seed {seed}: FIFO of {s:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_waits_for_a_member_that_is_down_then_everyone_delivers_it() {
+        let mut rng = Rng::seed_from_u64(1);
+        let mut g = Group::new(3);
+        g.settle(&mut rng);
+        g.down.insert(C);
+        g.send(A, "hello");
+        g.settle(&mut rng);
+        assert!(g.delivered(A).is_empty(), "A waits for C's ack");
+        g.step(A, |m, out| m.on_command(Cmd::Status, out));
+        let waiting = g.notes.iter().rev().find_map(|(_, n)| match n {
+            Note::Status { waiting, .. } => Some(waiting.clone()),
+            _ => None,
+        });
+        assert_eq!(waiting.unwrap()[0].3, vec![C], "and says so");
+        // C's links come back: A resends what C lacks, B its acks.
+        g.down.remove(&C);
+        for n in [A, B] {
+            g.step(n, |m, out| m.on_link(C, false, out));
+            g.step(n, |m, out| m.on_link(C, true, out));
+        }
+        g.settle(&mut rng);
+        for id in [A, B, C] {
+            assert_eq!(g.delivered(id), vec![(A, g.machine(A).inc)], "{id:?}");
+        }
+    }
+
+    #[test]
+    fn a_duplicated_message_is_delivered_once() {
+        let mut rng = Rng::seed_from_u64(2);
+        let mut g = Group::new(2);
+        g.settle(&mut rng);
+        g.send(A, "once");
+        let dup = g.links[&(A, B)].back().cloned().unwrap();
+        g.links.get_mut(&(A, B)).unwrap().push_back(dup);
+        g.settle(&mut rng);
+        assert_eq!(g.delivered(B).len(), 1);
+        assert_eq!(g.delivered(A).len(), 1);
+    }
+
+    #[test]
+    fn a_restarted_member_is_relayed_only_what_it_lacks_and_its_old_acks_are_forgotten() {
+        let mut rng = Rng::seed_from_u64(3);
+        let mut g = Group::new(3);
+        g.settle(&mut rng);
+        // C goes down; A's messages wait for it in A's and B's holdback.
+        g.down.insert(C);
+        g.send(A, "one");
+        g.send(A, "two");
+        g.settle(&mut rng);
+        assert_eq!(g.machine(B).holdback.len(), 2);
+        // C restarts (a new life): B must relay both messages, although C's
+        // old life had acked earlier ones.
+        g.down.remove(&C);
+        g.boot(C);
+        let req = g
+            .links
+            .get_mut(&(C, B))
+            .and_then(|q| q.pop_front())
+            .unwrap();
+        assert!(matches!(req, Msg::SyncReq { .. }));
+        g.step(B, |m, out| m.on_message(C, req, out));
+        let to_c: Vec<&'static str> = g.links[&(B, C)].iter().map(|m| m.kind()).collect();
+        assert_eq!(
+            to_c.first(),
+            Some(&"sync_reply"),
+            "the reply goes first: {to_c:?}"
+        );
+        assert_eq!(
+            to_c.iter().filter(|k| **k == "relay").count(),
+            2,
+            "{to_c:?}"
+        );
+        g.settle(&mut rng);
+        assert!(g.machine(C).joined);
+        assert_eq!(g.delivered(A), g.delivered(B));
+        // C asks again (say its first reply was lost): what it has acked
+        // since is not relayed again.
+        g.links.clear();
+        let inc = g.machine(C).inc;
+        g.step(B, |m, out| m.on_message(C, Msg::SyncReq { inc }, out));
+        let relays = g
+            .links
+            .get(&(B, C))
+            .map_or(0, |q| q.iter().filter(|m| m.kind() == "relay").count());
+        assert_eq!(relays, 0);
+    }
+
+    #[test]
+    fn a_full_window_stops_input_until_members_catch_up() {
+        let mut rng = Rng::seed_from_u64(4);
+        let mut g = Group::new(2);
+        g.settle(&mut rng);
+        g.down.insert(B);
+        for i in 0..WINDOW {
+            assert!(g.machine(A).accepting_commands(), "at {i}");
+            g.send(A, "x");
+        }
+        assert!(!g.machine(A).accepting_commands());
+        let full = g
+            .notes
+            .iter()
+            .filter(|(_, n)| matches!(n, Note::Full { waiting_for, .. } if waiting_for == &vec![B]))
+            .count();
+        assert_eq!(full, 1, "said once, naming the member");
+        g.down.remove(&B);
+        g.step(A, |m, out| m.on_link(B, true, out));
+        g.settle(&mut rng);
+        assert!(g.machine(A).accepting_commands());
+        assert!(g.notes.iter().any(|(_, n)| matches!(n, Note::Resumed)));
+        assert_eq!(g.delivered(B).len(), WINDOW);
+    }
+
+    #[test]
+    fn routine_acks_do_not_grow_with_restarts() {
+        let mut rng = Rng::seed_from_u64(5);
+        let mut g = Group::new(3);
+        g.settle(&mut rng);
+        for _ in 0..20 {
+            g.send(C, "before I go");
+            g.settle(&mut rng);
+            g.boot(C);
+            g.settle(&mut rng);
+        }
+        g.send(A, "after all that");
+        g.settle(&mut rng);
+        let entries = |full| match g.machine(A).ack_msg(full) {
+            Msg::Ack { have, .. } => have.len(),
+            _ => 0,
+        };
+        assert!(
+            entries(false) <= 3,
+            "routine ack names {} lives",
+            entries(false)
+        );
+        assert!(entries(true) >= 20, "the full ack still names every life");
+    }
+
+    #[test]
+    fn a_down_peer_is_probed_with_one_small_message_not_flooded() {
+        let mut rng = Rng::seed_from_u64(6);
+        let mut g = Group::new(2);
+        g.settle(&mut rng);
+        g.down.insert(B);
+        for _ in 0..50 {
+            g.send(A, "waiting");
+        }
+        g.step(A, |m, out| m.on_link(B, false, out));
+        let probe = g
+            .timers
+            .iter()
+            .rposition(|(n, t)| *n == A && matches!(t, Timer::Probe { .. }))
+            .unwrap();
+        let (_, t) = g.timers.remove(probe);
+        g.down.remove(&B);
+        g.links.clear();
+        g.step(A, |m, out| m.on_timer(t, out));
+        let sent: Vec<&'static str> = g
+            .links
+            .get(&(A, B))
+            .map(|q| q.iter().map(|m| m.kind()).collect())
+            .unwrap_or_default();
+        assert_eq!(sent, vec!["ack_please"], "one probe, not the 50 messages");
+        assert!(
+            g.timers
+                .iter()
+                .any(|(n, t)| *n == A && matches!(t, Timer::Probe { attempt: 2, .. })),
+            "and the next probe later"
+        );
+        // When the link comes up, everything B lacks is resent once.
+        g.step(A, |m, out| m.on_link(B, true, out));
+        let data = g.links[&(A, B)]
+            .iter()
+            .filter(|m| m.kind() == "data")
+            .count();
+        assert_eq!(data, 50);
     }
 }

@@ -27,6 +27,13 @@ pub enum Note {
     Joined {
         cut: u64,
     },
+    /// `holding` of our messages wait for these members: new input waits.
+    Full {
+        holding: usize,
+        waiting_for: Vec<NodeId>,
+    },
+    /// Members caught up: input is taken again.
+    Resumed,
     PeerJoining {
         peer: NodeId,
     },
@@ -92,6 +99,18 @@ impl crate::node::Note for Note {
                 names(waiting_for)
             ),
             Note::Joined { .. } => "(joined the group)".into(),
+            Note::Full {
+                holding,
+                waiting_for,
+            } => format!(
+                "({} slow or down: holding {holding} of our messages until it acknowledges them; new input waits)",
+                if waiting_for.is_empty() {
+                    "a member is".to_string()
+                } else {
+                    format!("{} is", names(waiting_for))
+                }
+            ),
+            Note::Resumed => "(caught up: taking new input again)".into(),
             Note::PeerJoining { peer } => format!("({} is joining)", c.name(*peer)),
             Note::PeerUp { peer } => format!("({} is up)", c.name(*peer)),
             Note::PeerDown { peer } => format!("({} is DOWN: messages wait for it)", c.name(*peer)),

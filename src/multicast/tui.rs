@@ -131,6 +131,11 @@ impl App {
             Note::Joined { .. } => self.notice = "joined the group".into(),
             Note::PeerJoining { peer } => self.notice = format!("{} is joining", name(*peer)),
             Note::Queued { .. } => self.notice = "not joined yet: your message waits".into(),
+            Note::Full { .. } | Note::Resumed => {
+                if let Some(l) = crate::node::Note::line(n, &self.cluster) {
+                    self.notice = l.trim_matches(['(', ')']).to_string();
+                }
+            }
             Note::Multicast { .. } => {}
         }
     }
