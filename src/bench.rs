@@ -70,6 +70,18 @@ impl Proc {
             .map_err(|e| e.to_string())
     }
 
+    /// Waits up to `limit` for the process to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// Waits for a line containing `needle`; returns when it was read.
     pub fn wait(&self, needle: &str, limit: Duration) -> Result<Instant, String> {
         let deadline = Instant::now() + limit;

@@ -200,7 +200,12 @@ pub async fn run<P: Protocol, T: Transport<P::Msg>>(node: Node<P, T>) -> P {
         if r.node.inbox.is_empty() || r.node.output.due() {
             r.node.output.flush(wall_us());
         }
-        let deadline = r.timers.next_deadline();
+        r.node.output.poke();
+        let wake = r.node.output.wake_at().map(Instant::from_std);
+        let deadline = match (r.timers.next_deadline(), wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let accepting = commands_open && r.node.machine.accepting_commands();
         let sleep = async move {
             match deadline {

@@ -33,6 +33,12 @@ pub trait Note: Clone + Debug + Send + 'static {
     type Event: Event;
     fn event(&self, cluster: &Cluster) -> Option<Self::Event>;
     fn line(&self, cluster: &Cluster) -> Option<String>;
+    /// Frequent and nobody waits for it (a token passing by): it may be
+    /// shown a moment later, batched with others. Everything else is shown
+    /// at once.
+    fn routine(&self) -> bool {
+        false
+    }
 }
 
 /// A distributed algorithm as a pure state machine.

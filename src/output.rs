@@ -8,14 +8,20 @@
 //! the batch (console lines, the critical-section log, a UI's channel), so
 //! the event log is always at least as complete as what a person saw.
 //!
+//! Waking a sleeping thread is expensive (on a VM, an inter-processor
+//! interrupt per wake), so the writer is woken at once only for notes a
+//! person may be waiting for; routine ones (a token passing by) wake it at
+//! most every [`ROUTINE_DELAY`], batched.
+//!
 //! When the queue is full (the writer is far behind), the driver drops the
 //! batch and counts it; the next batch that gets through starts with an
 //! `events_lost` event, and the presenter is told how many notes it missed.
 
+use std::collections::VecDeque;
 use std::io::{self, BufWriter, Write};
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::config::{Cluster, NodeId};
 use crate::events::{Common, EventLog};
@@ -23,6 +29,8 @@ use crate::node::Note;
 
 /// Batches waiting for the writer thread, at most.
 pub const QUEUE_BATCHES: usize = 1024;
+/// How long routine notes may wait before the writer is woken for them.
+pub const ROUTINE_DELAY: Duration = Duration::from_millis(5);
 
 /// One thing the driver reports.
 pub enum Item<N> {
@@ -65,12 +73,27 @@ impl<N, F: FnMut(&N, &mut dyn Write) + Send + 'static> Present<N> for F {
     }
 }
 
+struct Queue<N> {
+    batches: VecDeque<Vec<Item<N>>>,
+    asleep: bool,
+    closed: bool,
+}
+
+struct Shared<N> {
+    queue: Mutex<Queue<N>>,
+    wake: Condvar,
+}
+
 /// The driver's end: collects a batch, hands it over without waiting.
 pub struct Output<N> {
-    tx: Option<SyncSender<Vec<Item<N>>>>,
+    shared: Option<Arc<Shared<N>>>,
     batch: Vec<Item<N>>,
     /// When the first item of the current batch came.
-    since: Option<std::time::Instant>,
+    since: Option<Instant>,
+    /// The batch holds a note somebody may be waiting for.
+    urgent: bool,
+    /// The writer sleeps on routine batches; wake it by then.
+    wake_at: Option<Instant>,
     lost: u64,
     thread: Option<JoinHandle<()>>,
     records_events: bool,
@@ -85,17 +108,27 @@ impl<N: Note> Output<N> {
         events: Option<EventLog>,
         present: impl Present<N>,
     ) -> Output<N> {
-        let (tx, rx) = sync_channel(QUEUE_BATCHES);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                batches: VecDeque::new(),
+                asleep: false,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+        });
         let records_events = events.is_some();
         let name = cluster.name(me).to_string();
+        let theirs = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("output-{name}"))
-            .spawn(move || writer(rx, cluster, name, events, present))
+            .spawn(move || writer(theirs, cluster, name, events, present))
             .ok();
         Output {
-            tx: thread.as_ref().map(|_| tx),
+            shared: thread.as_ref().map(|_| shared),
             batch: Vec::with_capacity(64),
             since: None,
+            urgent: false,
+            wake_at: None,
             lost: 0,
             thread,
             records_events,
@@ -105,9 +138,11 @@ impl<N: Note> Output<N> {
     /// An output that goes nowhere.
     pub fn discard() -> Output<N> {
         Output {
-            tx: None,
+            shared: None,
             batch: Vec::new(),
             since: None,
+            urgent: false,
+            wake_at: None,
             lost: 0,
             thread: None,
             records_events: false,
@@ -124,36 +159,64 @@ impl<N: Note> Output<N> {
         self.batch.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
     pub fn push(&mut self, item: Item<N>) {
-        if self.tx.is_some() {
-            if self.batch.is_empty() {
-                self.since = Some(std::time::Instant::now());
-            }
-            self.batch.push(item);
+        if self.shared.is_none() {
+            return;
         }
+        if self.batch.is_empty() {
+            self.since = Some(Instant::now());
+        }
+        if let Item::Note { note, .. } = &item {
+            self.urgent |= !note.routine();
+        }
+        self.batch.push(item);
     }
 
     /// Should a busy driver hand the batch over anyway? (It is big, or has
     /// waited long enough that a person would notice.)
     pub fn due(&self) -> bool {
-        self.batch.len() >= 256
-            || self
-                .since
-                .is_some_and(|t| t.elapsed() >= std::time::Duration::from_millis(2))
+        self.batch.len() >= 256 || self.since.is_some_and(|t| t.elapsed() >= ROUTINE_DELAY * 2)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.batch.is_empty()
+    /// When the driver must [`Output::poke`] the writer (routine batches
+    /// wait for it).
+    pub fn wake_at(&self) -> Option<Instant> {
+        self.wake_at
     }
 
-    /// Hands the batch to the writer thread, or counts it lost.
+    /// Wakes the writer if routine batches have waited long enough.
+    pub fn poke(&mut self) {
+        if self.wake_at.is_some_and(|t| Instant::now() >= t) {
+            self.wake_at = None;
+            if let Some(s) = &self.shared {
+                s.wake.notify_one();
+            }
+        }
+    }
+
+    /// Hands the batch to the writer thread (waking it if someone may be
+    /// waiting for what it holds), or counts it lost.
     pub fn flush(&mut self, t_us: u64) {
-        let Some(tx) = &self.tx else { return };
+        let Some(shared) = &self.shared else { return };
         if self.batch.is_empty() {
             return;
         }
         self.since = None;
+        let urgent = std::mem::take(&mut self.urgent);
         let mut batch = std::mem::replace(&mut self.batch, Vec::with_capacity(64));
+        let n = batch.len() as u64;
+        let Ok(mut q) = shared.queue.lock() else {
+            self.lost += n;
+            return;
+        };
+        if q.batches.len() >= QUEUE_BATCHES {
+            self.lost += n;
+            return;
+        }
         if self.lost > 0 {
             batch.insert(
                 0,
@@ -162,13 +225,17 @@ impl<N: Note> Output<N> {
                     count: self.lost,
                 },
             );
+            self.lost = 0;
         }
-        let n = batch.len() as u64;
-        match tx.try_send(batch) {
-            Ok(()) => self.lost = 0,
-            Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
-                // Keep counting: the `Lost` item we inserted is lost too.
-                self.lost += n - u64::from(matches!(b.first(), Some(Item::Lost { .. })));
+        q.batches.push_back(batch);
+        let asleep = q.asleep;
+        drop(q);
+        if asleep {
+            if urgent {
+                self.wake_at = None;
+                shared.wake.notify_one();
+            } else if self.wake_at.is_none() {
+                self.wake_at = Some(Instant::now() + ROUTINE_DELAY);
             }
         }
     }
@@ -176,7 +243,16 @@ impl<N: Note> Output<N> {
     /// Flushes, stops the writer thread and waits for it to finish writing.
     pub fn close(mut self, t_us: u64) {
         self.flush(t_us);
-        self.tx = None;
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(s) = self.shared.take() {
+            if let Ok(mut q) = s.queue.lock() {
+                q.closed = true;
+            }
+            s.wake.notify_one();
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -185,15 +261,38 @@ impl<N: Note> Output<N> {
 
 impl<N> Drop for Output<N> {
     fn drop(&mut self) {
-        self.tx = None;
+        if let Some(s) = self.shared.take() {
+            if let Ok(mut q) = s.queue.lock() {
+                q.closed = true;
+            }
+            s.wake.notify_one();
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
+/// The next batches to write (up to 64 at once); `None` once closed and
+/// drained.
+fn take<N>(shared: &Shared<N>) -> Option<Vec<Vec<Item<N>>>> {
+    let mut q = shared.queue.lock().ok()?;
+    loop {
+        if !q.batches.is_empty() {
+            let n = q.batches.len().min(64);
+            return Some(q.batches.drain(..n).collect());
+        }
+        if q.closed {
+            return None;
+        }
+        q.asleep = true;
+        q = shared.wake.wait(q).ok()?;
+        q.asleep = false;
+    }
+}
+
 fn writer<N: Note>(
-    rx: Receiver<Vec<Item<N>>>,
+    shared: Arc<Shared<N>>,
     cluster: Arc<Cluster>,
     name: String,
     mut events: Option<EventLog>,
@@ -202,14 +301,7 @@ fn writer<N: Note>(
     // Only what a presenter writes reaches stdout, in one write per batch
     // (a presenter feeding a UI writes nothing here).
     let mut out = BufWriter::with_capacity(64 * 1024, io::stdout());
-    while let Ok(first) = rx.recv() {
-        // Whatever else is waiting goes in the same writes.
-        let mut batches = vec![first];
-        while batches.len() < 64
-            && let Ok(b) = rx.try_recv()
-        {
-            batches.push(b);
-        }
+    while let Some(batches) = take(&shared) {
         if let Some(log) = &mut events {
             let mut ok = Ok(());
             for item in batches.iter().flatten() {

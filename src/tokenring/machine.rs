@@ -81,11 +81,14 @@ pub enum Cmd {
 pub enum Timer {
     /// The hop delay of hold `seq` is over: pass the token on.
     Pass { seq: u64 },
-    /// Token sent in hold `seq` was not acked in time.
-    AckTimeout { seq: u64 },
+    /// Is the token we passed on still unconfirmed after the ack timeout?
+    /// (One such check is pending at a time, re-armed as needed.)
+    AckCheck,
     /// Still holding in hold `seq`: tell the ring.
     Beacon { seq: u64 },
-    /// No sign of a token since watchdog arm `seq`.
+    /// Has there been no sign of a token for the loss timeout? (One watchdog
+    /// is pending at a time, re-armed for the time left; `seq` numbers the
+    /// arming.)
     Watchdog { seq: u64 },
     /// Lease round `round` got no majority in time.
     RoundTimeout { round: u64 },
@@ -114,7 +117,10 @@ enum Cs {
 struct InFlight {
     token: Token,
     to: NodeId,
-    seq: u64,
+    /// When it was sent (or asked about again).
+    sent_at: Duration,
+    /// We asked the receiver for an explicit ack.
+    asked_ack: bool,
 }
 
 pub struct TokenRing {
@@ -128,10 +134,15 @@ pub struct TokenRing {
     ring: Vec<NodeId>,
     holding: Option<Token>,
     in_flight: Option<InFlight>,
+    /// When the token last arrived here, and how long its last round took.
+    last_arrival: Option<Duration>,
+    last_round: Option<Duration>,
     last_holder: Option<NodeId>,
     last_sighting: Option<Duration>,
     hold_seq: u64,
     watchdog_seq: u64,
+    watchdog_armed: bool,
+    ack_check_armed: bool,
     suspects: BTreeMap<NodeId, Duration>,
     want_cs: bool,
     cs: Cs,
@@ -160,10 +171,14 @@ impl TokenRing {
             ring: Vec::new(),
             holding: None,
             in_flight: None,
+            last_arrival: None,
+            last_round: None,
             last_holder: None,
             last_sighting: None,
             hold_seq: 0,
             watchdog_seq: 0,
+            watchdog_armed: false,
+            ack_check_armed: false,
             suspects: BTreeMap::new(),
             want_cs: false,
             cs: Cs::Idle,
@@ -234,26 +249,49 @@ impl TokenRing {
                 self.release(out);
             }
         }
+        // The token we passed on was taken: it moved on (or is held) at
+        // our hop or later, or a newer generation exists anyway.
         if let Some(f) = &self.in_flight
-            && f.token.generation < token.generation
+            && (f.token.generation < token.generation
+                || (f.token.generation == token.generation && token.hop >= f.token.hop))
         {
             self.in_flight = None;
         }
     }
 
-    fn sighting(&mut self, now: Duration, out: &mut Out<Self>) {
-        self.last_sighting = Some(now);
-        self.arm_watchdog(out);
+    /// Is the token coming round fast enough that its own return (or the
+    /// holder's beacons) will confirm a pass well before the ack timeout?
+    /// Then no explicit ack is asked for: half the messages per hop.
+    fn fast_ring(&self) -> bool {
+        self.last_round.is_some_and(|r| r * 4 < self.t.ack_timeout)
     }
 
-    fn arm_watchdog(&mut self, out: &mut Out<Self>) {
+    fn sighting(&mut self, now: Duration, out: &mut Out<Self>) {
+        self.last_sighting = Some(now);
+        if !self.watchdog_armed {
+            self.arm_watchdog(self.loss_wait(), out);
+        }
+    }
+
+    /// Arms the one pending watchdog (timers are cheap, but one per token
+    /// hop is thousands a second of them).
+    fn arm_watchdog(&mut self, after: Duration, out: &mut Out<Self>) {
         self.watchdog_seq += 1;
+        self.watchdog_armed = true;
         out.timer(
-            self.loss_wait(),
+            after,
             Timer::Watchdog {
                 seq: self.watchdog_seq,
             },
         );
+    }
+
+    /// Arms the one pending ack check, unless one is pending already.
+    fn arm_ack_check(&mut self, after: Duration, out: &mut Out<Self>) {
+        if !self.ack_check_armed {
+            self.ack_check_armed = true;
+            out.timer(after, Timer::AckCheck);
+        }
     }
 
     /// How long silence must last before this node regenerates: the base
@@ -348,9 +386,22 @@ impl TokenRing {
                 token.hop += 1;
                 self.hold_seq += 1;
                 let seq = self.hold_seq;
-                out.send(to, Msg::Token(token.clone()));
-                self.in_flight = Some(InFlight { token, to, seq });
-                out.timer(self.t.ack_timeout, Timer::AckTimeout { seq });
+                let ack = !self.fast_ring();
+                out.send(
+                    to,
+                    Msg::Token {
+                        token: token.clone(),
+                        ack,
+                    },
+                );
+                self.in_flight = Some(InFlight {
+                    token,
+                    to,
+                    sent_at: now,
+                    asked_ack: ack,
+                });
+                let _ = seq;
+                self.arm_ack_check(self.t.ack_timeout, out);
             }
             None => {
                 // Everyone else looks down: keep the token and try again.
@@ -371,15 +422,22 @@ impl TokenRing {
         }
     }
 
-    fn on_token(&mut self, from: NodeId, token: Token, out: &mut Out<Self>) {
-        out.send(
-            from,
-            Msg::TokenAck {
-                generation: token.generation,
-                hop: token.hop,
-            },
-        );
+    fn on_token(&mut self, from: NodeId, token: Token, ack: bool, out: &mut Out<Self>) {
+        if ack {
+            out.send(
+                from,
+                Msg::TokenAck {
+                    generation: token.generation,
+                    hop: token.hop,
+                },
+            );
+        }
         self.unsuspect(from, out);
+        if self.best == Some((token.generation, token.hop)) {
+            // A copy of the token we took last (the network repeated it, or
+            // the sender asked again for the ack we answered above).
+            return;
+        }
         let stale = !self.is_new_token(token.generation, token.hop)
             || self
                 .holding
@@ -403,6 +461,8 @@ impl TokenRing {
             token.ring.insert(at, self.me);
         }
         let now = out.now();
+        self.last_round = self.last_arrival.map(|t| now.saturating_sub(t));
+        self.last_arrival = Some(now);
         self.learn(&token, self.me, now, out);
         out.note(Note::Token {
             generation: token.generation,
@@ -425,11 +485,39 @@ impl TokenRing {
         }
     }
 
-    fn on_ack_timeout(&mut self, seq: u64, out: &mut Out<Self>) {
-        let Some(f) = self.in_flight.take_if(|f| f.seq == seq) else {
+    fn on_ack_check(&mut self, out: &mut Out<Self>) {
+        self.ack_check_armed = false;
+        let now = out.now();
+        let Some(due) = self
+            .in_flight
+            .as_ref()
+            .map(|f| f.sent_at + self.t.ack_timeout)
+        else {
             return;
         };
-        let now = out.now();
+        if now < due {
+            self.arm_ack_check(due - now, out);
+            return;
+        }
+        let Some(mut f) = self.in_flight.take() else {
+            return;
+        };
+        if !f.asked_ack {
+            // No sign of the token since: ask the receiver whether it has
+            // it before routing around it.
+            f.asked_ack = true;
+            f.sent_at = now;
+            out.send(
+                f.to,
+                Msg::Token {
+                    token: f.token.clone(),
+                    ack: true,
+                },
+            );
+            self.in_flight = Some(f);
+            self.arm_ack_check(self.t.ack_timeout, out);
+            return;
+        }
         self.suspect(f.to, now, out);
         self.reroute(f, out);
     }
@@ -461,14 +549,24 @@ impl TokenRing {
     }
 
     fn on_watchdog(&mut self, seq: u64, out: &mut Out<Self>) {
-        if seq != self.watchdog_seq || self.best.is_none() {
+        if seq != self.watchdog_seq {
+            return;
+        }
+        self.watchdog_armed = false;
+        if self.best.is_none() {
             return;
         }
         if self.holding.is_some() || self.in_flight.is_some() {
-            self.arm_watchdog(out);
+            self.arm_watchdog(self.loss_wait(), out);
             return;
         }
         let now = out.now();
+        // The latest sighting may be recent: wait out the time left.
+        let due = self.last_sighting.unwrap_or_default() + self.loss_wait();
+        if now < due {
+            self.arm_watchdog(due - now, out);
+            return;
+        }
         let generation = self.mint();
         let hop = self.best.map_or(0, |(_, h)| h);
         let token = Token {
@@ -825,7 +923,7 @@ impl Protocol for TokenRing {
 
     fn on_message(&mut self, from: NodeId, msg: Msg, out: &mut Out<Self>) {
         match msg {
-            Msg::Token(t) => self.on_token(from, t, out),
+            Msg::Token { token, ack } => self.on_token(from, token, ack, out),
             Msg::TokenAck { generation, hop } => self.on_ack(from, generation, hop, out),
             Msg::Beacon(t) => self.on_beacon(from, t, out),
             Msg::Discover {
@@ -847,7 +945,7 @@ impl Protocol for TokenRing {
     fn on_timer(&mut self, timer: Timer, out: &mut Out<Self>) {
         match timer {
             Timer::Pass { seq } if seq == self.hold_seq => self.pass(out),
-            Timer::AckTimeout { seq } => self.on_ack_timeout(seq, out),
+            Timer::AckCheck => self.on_ack_check(out),
             Timer::Beacon { seq } if seq == self.hold_seq => {
                 if let Some(t) = &self.holding {
                     self.broadcast(Msg::Beacon(t.clone()), out);
@@ -1033,7 +1131,7 @@ mod tests {
     }
 
     fn next_token(r: &mut Ring) -> (NodeId, NodeId, Msg) {
-        r.take_next(|m| matches!(m, Msg::Token(_)))
+        r.take_next(|m| matches!(m, Msg::Token { .. }))
             .expect("a token on the wire")
     }
 
@@ -1048,7 +1146,13 @@ mod tests {
         r.fire(A, |t| matches!(t, Timer::Pass { .. }));
         let (_, to, msg) = next_token(&mut r);
         assert_eq!(to, B, "the first hop goes to A's successor");
-        assert!(matches!(msg, Msg::Token(Token { hop: 1, .. })));
+        assert!(matches!(
+            msg,
+            Msg::Token {
+                token: Token { hop: 1, .. },
+                ..
+            }
+        ));
         // A second `start` is refused while the token is alive.
         r.step(C, |m, out| m.on_command(Cmd::Start, out));
         assert!(matches!(r.notes.last(), Some((_, Note::Refused(_)))));
@@ -1068,13 +1172,9 @@ mod tests {
             b.iter().filter(|n| matches!(n, Note::Token { .. })).count(),
             1
         );
-        assert!(matches!(
-            b.last(),
-            Some(Note::TokenDropped {
-                reason: "stale",
-                ..
-            })
-        ));
+        // The copy is ignored quietly (it may be a sender asking again for
+        // an ack), and not taken.
+        assert!(!b.iter().any(|n| matches!(n, Note::TokenDropped { .. })));
         assert!(!r.m[1].holds_token());
     }
 
@@ -1118,7 +1218,7 @@ mod tests {
         assert!(
             r.wire
                 .iter()
-                .any(|(_, to, m)| *to == B && matches!(m, Msg::Token(_)))
+                .any(|(_, to, m)| *to == B && matches!(m, Msg::Token { .. }))
         );
     }
 
@@ -1127,7 +1227,8 @@ mod tests {
         let mut r = started();
         r.fire(A, |t| matches!(t, Timer::Pass { .. }));
         next_token(&mut r); // lost on the way to B
-        r.fire(A, |t| matches!(t, Timer::AckTimeout { .. }));
+        r.now += Duration::from_secs(1);
+        r.fire(A, |t| matches!(t, Timer::AckCheck));
         assert!(
             r.notes_of(A)
                 .iter()
@@ -1135,7 +1236,9 @@ mod tests {
         );
         let (_, to, msg) = next_token(&mut r);
         assert_eq!(to, C, "around B");
-        let Msg::Token(t) = msg else { unreachable!() };
+        let Msg::Token { token: t, .. } = msg else {
+            unreachable!()
+        };
         assert_eq!(t.generation.counter, 2);
         // If B had the old copy after all, it is dropped where it meets the new one.
         let old = Token {
@@ -1146,8 +1249,26 @@ mod tests {
             hop: 1,
             ring: vec![A, B, C],
         };
-        r.step(C, |m, out| m.on_message(A, Msg::Token(t.clone()), out));
-        r.step(C, |m, out| m.on_message(B, Msg::Token(old), out));
+        r.step(C, |m, out| {
+            m.on_message(
+                A,
+                Msg::Token {
+                    token: t.clone(),
+                    ack: true,
+                },
+                out,
+            )
+        });
+        r.step(C, |m, out| {
+            m.on_message(
+                B,
+                Msg::Token {
+                    token: old,
+                    ack: true,
+                },
+                out,
+            )
+        });
         assert!(matches!(
             r.notes_of(C).last(),
             Some(Note::TokenDropped { .. })
@@ -1160,9 +1281,14 @@ mod tests {
         r.fire(A, |t| matches!(t, Timer::Pass { .. }));
         r.deliver_all(); // B has the token, and then B dies with it
         assert!(r.m[1].holds_token());
-        // A stale watchdog does nothing; the latest one regenerates.
+        // A stale watchdog does nothing; the latest one regenerates, once
+        // the silence has lasted the loss timeout.
         r.step(C, |m, out| m.on_timer(Timer::Watchdog { seq: 0 }, out));
         assert!(!r.m[2].holds_token());
+        let seq = r.m[2].watchdog_seq;
+        r.step(C, |m, out| m.on_timer(Timer::Watchdog { seq }, out));
+        assert!(!r.m[2].holds_token(), "too early: it re-arms");
+        r.now += Duration::from_secs(10);
         let seq = r.m[2].watchdog_seq;
         r.step(C, |m, out| m.on_timer(Timer::Watchdog { seq }, out));
         assert!(r.m[2].holds_token());

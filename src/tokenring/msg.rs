@@ -22,8 +22,13 @@ pub struct Token {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
-    /// The token itself, passed to the next live node of the ring.
-    Token(Token),
+    /// The token itself, passed to the next live node of the ring. With
+    /// `ack`, the receiver answers `TokenAck`; without (a fast ring), the
+    /// token's own progress around the ring is the acknowledgement.
+    Token {
+        token: Token,
+        ack: bool,
+    },
     /// "I have token `generation` at `hop`": the sender may forget it.
     TokenAck {
         generation: Gen,
@@ -59,7 +64,7 @@ pub enum Msg {
 impl Msg {
     pub fn kind(&self) -> &'static str {
         match self {
-            Msg::Token(_) => "token",
+            Msg::Token { .. } => "token",
             Msg::TokenAck { .. } => "token_ack",
             Msg::Beacon(_) => "beacon",
             Msg::Discover { .. } => "discover",

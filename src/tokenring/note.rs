@@ -96,6 +96,10 @@ fn names(c: &Cluster, ids: &[NodeId]) -> Vec<String> {
 impl crate::node::Note for Note {
     type Event = Event;
 
+    fn routine(&self) -> bool {
+        matches!(self, Note::Token { .. } | Note::LeaseRenewed { .. })
+    }
+
     fn event(&self, c: &Cluster) -> Option<Event> {
         let n = |id: NodeId| c.name(id).to_string();
         Some(match self {

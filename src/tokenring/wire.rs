@@ -30,12 +30,12 @@ fn gen_from(c: &Cluster, g: Option<pb::Gen>) -> Result<Gen, DecodeError> {
     })
 }
 
-fn token_to(c: &Cluster, t: &Token) -> pb::Token {
+fn token_to(c: &Cluster, t: &Token, ack: bool) -> pb::Token {
     pb::Token {
         generation: Some(gen_to(c, t.generation)),
         hop: t.hop,
         ring: names(c, &t.ring),
-        ack: true,
+        ack,
     }
 }
 
@@ -56,8 +56,8 @@ impl Wire for Msg {
 
     fn encode(&self, c: &Cluster, buf: &mut Vec<u8>) {
         let kind = match self {
-            Msg::Token(t) => Kind::Token(token_to(c, t)),
-            Msg::Beacon(t) => Kind::Beacon(token_to(c, t)),
+            Msg::Token { token, ack } => Kind::Token(token_to(c, token, *ack)),
+            Msg::Beacon(t) => Kind::Beacon(token_to(c, t, false)),
             Msg::TokenAck { generation, hop } => Kind::TokenAck(pb::TokenAck {
                 generation: Some(gen_to(c, *generation)),
                 hop: *hop,
@@ -85,7 +85,10 @@ impl Wire for Msg {
     fn decode(bytes: &[u8], c: &Cluster) -> Result<Self, DecodeError> {
         let m = pb::Msg::decode(bytes)?;
         Ok(match m.kind.ok_or(DecodeError::Empty)? {
-            Kind::Token(t) => Msg::Token(token_from(c, t)?),
+            Kind::Token(t) => Msg::Token {
+                ack: t.ack,
+                token: token_from(c, t)?,
+            },
             Kind::Beacon(t) => Msg::Beacon(token_from(c, t)?),
             Kind::TokenAck(a) => Msg::TokenAck {
                 generation: gen_from(c, a.generation)?,
@@ -120,11 +123,14 @@ mod tests {
             minter: NodeId(2),
         };
         let msgs = [
-            Msg::Token(Token {
-                generation: g,
-                hop: 9,
-                ring: vec![NodeId(0), NodeId(1), NodeId(2)],
-            }),
+            Msg::Token {
+                token: Token {
+                    generation: g,
+                    hop: 9,
+                    ring: vec![NodeId(0), NodeId(1), NodeId(2)],
+                },
+                ack: false,
+            },
             Msg::Beacon(Token {
                 generation: g,
                 hop: 1,
@@ -159,14 +165,17 @@ mod tests {
     fn unknown_names_garbage_and_missing_fields_are_errors_not_panics() {
         let c = Cluster::loopback(2, 40000);
         let other = Cluster::loopback(5, 40000);
-        let m = Msg::Token(Token {
-            generation: Gen {
-                counter: 1,
-                minter: NodeId(4),
+        let m = Msg::Token {
+            token: Token {
+                generation: Gen {
+                    counter: 1,
+                    minter: NodeId(4),
+                },
+                hop: 1,
+                ring: vec![],
             },
-            hop: 1,
-            ring: vec![],
-        });
+            ack: true,
+        };
         let mut buf = Vec::new();
         m.encode(&other, &mut buf);
         let err = Msg::decode(&buf, &c).unwrap_err();
