@@ -401,9 +401,8 @@ impl Multicast {
         if p.inc != Some(inc) {
             return;
         }
-        self.bump(clock);
-        let p = self.peers.get_mut(&from).expect("checked above");
         p.stash = Some((inc, sent, have));
+        self.bump(clock);
         self.use_stashed_ack(from);
         self.try_deliver(out);
     }
