@@ -27,8 +27,10 @@ use crate::config::{Cluster, NodeId};
 use crate::events::{Common, EventLog};
 use crate::node::Note;
 
-/// Batches waiting for the writer thread, at most.
-pub const QUEUE_BATCHES: usize = 1024;
+/// Items (notes, sends) waiting for the writer thread, at most: bursts of
+/// a busy node (a chat delivering 100,000 messages a second) fit, a reader
+/// that stops reading for good costs at most this much memory.
+pub const QUEUE_ITEMS: usize = 250_000;
 /// How long routine notes may wait before the writer is woken for them.
 pub const ROUTINE_DELAY: Duration = Duration::from_millis(5);
 
@@ -75,6 +77,7 @@ impl<N, F: FnMut(&N, &mut dyn Write) + Send + 'static> Present<N> for F {
 
 struct Queue<N> {
     batches: VecDeque<Vec<Item<N>>>,
+    items: usize,
     asleep: bool,
     closed: bool,
 }
@@ -111,6 +114,7 @@ impl<N: Note> Output<N> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 batches: VecDeque::new(),
+                items: 0,
                 asleep: false,
                 closed: false,
             }),
@@ -213,7 +217,7 @@ impl<N: Note> Output<N> {
             self.lost += n;
             return;
         };
-        if q.batches.len() >= QUEUE_BATCHES {
+        if q.items + batch.len() > QUEUE_ITEMS {
             self.lost += n;
             return;
         }
@@ -227,6 +231,7 @@ impl<N: Note> Output<N> {
             );
             self.lost = 0;
         }
+        q.items += batch.len();
         q.batches.push_back(batch);
         let asleep = q.asleep;
         drop(q);
@@ -280,7 +285,9 @@ fn take<N>(shared: &Shared<N>) -> Option<Vec<Vec<Item<N>>>> {
     loop {
         if !q.batches.is_empty() {
             let n = q.batches.len().min(64);
-            return Some(q.batches.drain(..n).collect());
+            let taken: Vec<Vec<Item<N>>> = q.batches.drain(..n).collect();
+            q.items -= taken.iter().map(Vec::len).sum::<usize>();
+            return Some(taken);
         }
         if q.closed {
             return None;
@@ -337,5 +344,86 @@ fn writer<N: Note>(
             }
         }
         let _ = out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "event")]
+    enum Ev {
+        N {
+            i: u64,
+        },
+        #[serde(other, skip_serializing)]
+        Other,
+    }
+
+    #[derive(Clone, Debug)]
+    struct N(u64);
+
+    impl Note for N {
+        type Event = Ev;
+        fn event(&self, _: &Cluster) -> Option<Ev> {
+            Some(Ev::N { i: self.0 })
+        }
+        fn line(&self, _: &Cluster) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_burst_of_small_batches_reaches_a_slow_reader_whole_and_in_order() {
+        let c = Arc::new(Cluster::loopback(1, 40000));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let present = move |n: &N, _: &mut dyn Write| {
+            std::thread::sleep(Duration::from_micros(20));
+            let _ = tx.send(n.0);
+        };
+        let mut out = Output::start(c, NodeId(0), None, present);
+        // One note per batch, as a driver flushing on every idle moment makes.
+        for i in 0..5_000 {
+            out.push(Item::Note {
+                t_us: i,
+                note: N(i),
+            });
+            out.flush(i);
+        }
+        out.close(0);
+        let got: Vec<u64> = rx.iter().collect();
+        assert_eq!(got, (0..5_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn events_reach_the_log_before_the_presenter_shows_them() {
+        let dir = std::env::temp_dir().join(format!("dsys-output-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("e.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let c = Arc::new(Cluster::loopback(1, 40000));
+        let check = path.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // When a note is shown, its event is in the file already.
+        let present = move |n: &N, _: &mut dyn Write| {
+            let text = std::fs::read_to_string(&check).unwrap_or_default();
+            let _ = tx.send(text.contains(&format!("\"i\":{}", n.0)));
+        };
+        let log = EventLog::create(&path).unwrap();
+        let mut out = Output::start(c, NodeId(0), Some(log), present);
+        for i in 0..50 {
+            out.push(Item::Note {
+                t_us: i,
+                note: N(i),
+            });
+            out.flush(i);
+        }
+        out.close(0);
+        let seen: Vec<bool> = rx.iter().collect();
+        assert_eq!(seen.len(), 50);
+        assert!(seen.iter().all(|&b| b), "{seen:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

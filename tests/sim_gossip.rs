@@ -92,15 +92,31 @@ fn a_node_restarted_after_more_than_4_mib_of_words_catches_up() {
         ..Params::default()
     };
     let all = |me: NodeId| (0..3).map(NodeId).filter(move |&n| n != me);
-    let mut sim = Sim::new(Cluster::loopback(3, 50051), NetModel::default(), 9, move |me, rng, now| {
-        Gossip::new(me, all(me), now.as_micros() as u64 + 1, params.clone(), dsys::words::all(), rng)
-    });
+    let mut sim = Sim::new(
+        Cluster::loopback(3, 50051),
+        NetModel::default(),
+        9,
+        move |me, rng, now| {
+            Gossip::new(
+                me,
+                all(me),
+                now.as_micros() as u64 + 1,
+                params.clone(),
+                dsys::words::all(),
+                rng,
+            )
+        },
+    );
     let (l1, l3) = (NodeId(0), NodeId(2));
     sim.crash_at(Duration::from_millis(10), l3);
     // 25,000 words of 200 bytes: 5 MB the others learn while l3 is down.
     let word = "w".repeat(200);
     for i in 0..25_000u64 {
-        sim.command_at(Duration::from_millis(20) + Duration::from_micros(i * 40), l1, Cmd::Say(word.clone()));
+        sim.command_at(
+            Duration::from_millis(20) + Duration::from_micros(i * 40),
+            l1,
+            Cmd::Say(word.clone()),
+        );
     }
     sim.restart_at(Duration::from_secs(3), l3);
     sim.run_until(Duration::from_secs(15), |_, _| {});
