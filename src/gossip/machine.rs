@@ -26,12 +26,16 @@ use super::msg::{Digest, Msg, Word, WordId};
 use super::note::{Learned, Note};
 use crate::node::{NodeId, Out, Protocol, Rng};
 
-/// A repair message carries at most this many bytes of words, a quarter of
-/// the transport's message limit, so that long node names still fit.
+/// A rumor or repair message carries at most this many bytes of words, a
+/// quarter of the transport's message limit, so that long node names still
+/// fit.
 pub const REPAIR_BYTES: usize = crate::net::MAX_MESSAGE_BYTES / 4;
 /// What a word costs in a message besides its text (its origin's name,
 /// sequence number, field tags), generously.
 const WORD_OVERHEAD: usize = 48;
+/// Most "I knew that already" word ids in one message (each is a name and
+/// a number: this many stay well under the message limit).
+const MAX_FEEDBACK: usize = REPAIR_BYTES / WORD_OVERHEAD;
 
 #[derive(Clone, Debug)]
 pub struct Params {
@@ -227,23 +231,44 @@ impl Gossip {
             }
         };
         for n in chosen {
+            // At most a message's worth per neighbor per round; the rest
+            // stays hot for it (a neighbor back from a long outage may be
+            // owed far more than one message can carry).
             let mut words = Vec::new();
+            let mut size = 0;
             for (id, pending) in &mut self.hot {
-                if pending.remove(&n)
-                    && let Some(l) = self.texts.get(id)
-                {
-                    words.push(Word {
-                        id: *id,
-                        text: l.text.clone(),
-                    });
+                if !pending.contains(&n) {
+                    continue;
                 }
+                let Some(l) = self.texts.get(id) else {
+                    pending.remove(&n);
+                    continue;
+                };
+                let cost = l.text.len() + WORD_OVERHEAD;
+                if !words.is_empty() && size + cost > REPAIR_BYTES {
+                    break;
+                }
+                size += cost;
+                pending.remove(&n);
+                words.push(Word {
+                    id: *id,
+                    text: l.text.clone(),
+                });
             }
-            let known = self.feedback.remove(&n).unwrap_or_default();
+            let mut known = self.feedback.remove(&n).unwrap_or_default();
+            if known.len() > MAX_FEEDBACK {
+                let rest = known.split_off(MAX_FEEDBACK);
+                self.feedback.insert(n, rest);
+            }
             self.send(n, Msg::Rumors { words, known }, out);
         }
         self.hot.retain(|_, pending| !pending.is_empty());
         // Feedback nobody carried this round goes on its own.
-        for (n, known) in std::mem::take(&mut self.feedback) {
+        for (n, mut known) in std::mem::take(&mut self.feedback) {
+            if known.len() > MAX_FEEDBACK {
+                let rest = known.split_off(MAX_FEEDBACK);
+                self.feedback.insert(n, rest);
+            }
             if !known.is_empty() {
                 self.send(
                     n,

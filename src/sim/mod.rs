@@ -228,9 +228,14 @@ impl<P: Protocol> Sim<P> {
             traffic: Traffic::default(),
             out: Out::new(Duration::ZERO),
         };
-        // Every node starts at time zero, when the run begins (so that a
-        // log set up before then sees everything).
+        // Every node exists from time zero; each starts (its `on_start`)
+        // when the run begins, so that a log set up before then sees
+        // everything, and no node's first message finds a peer missing.
         for id in 0..n as u32 {
+            let rng = Rng::seed_from_u64(sim.rng.random());
+            let slot = &mut sim.slots[id as usize];
+            slot.incarnation = 1;
+            slot.machine = Some((sim.factory)(NodeId(id), rng, Duration::ZERO));
             sim.push(Duration::ZERO, Item::Boot(NodeId(id)));
         }
         sim
@@ -360,7 +365,7 @@ impl<P: Protocol> Sim<P> {
             }
             Item::Boot(node) => {
                 self.log_common(node, Common::Start);
-                self.boot(node, &mut happened);
+                self.drive(node, &mut happened, |m, out| m.on_start(out));
             }
             Item::Crash(node) => {
                 let slot = &mut self.slots[node.index()];
