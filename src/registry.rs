@@ -125,7 +125,9 @@ impl Tool {
     }
 
     fn command(&self, name: &'static str) -> Command {
-        let c = (self.build)(Command::new(name).about(self.about));
+        // After the arguments: a flattened struct's doc comment must not
+        // become the command's description.
+        let c = (self.build)(Command::new(name)).about(self.about);
         match self.tweak {
             Some(f) => f(c),
             None => c,

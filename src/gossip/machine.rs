@@ -9,7 +9,8 @@
 //!   A word told to every neighbor is cold.
 //! * Anti-entropy makes dissemination complete: every interval a node sends
 //!   its digest (per origin, the ranges of sequence numbers it knows) to a
-//!   random neighbor, which answers with the words the sender lacks and its
+//!   neighbor (the neighbors in a shuffled cycle, so each comes up once per
+//!   cycle), which answers with the words the sender lacks and its
 //!   own digest, and the sender sends back what that neighbor lacks. A link
 //!   coming (back) up triggers an exchange at once, so a restarted node or a
 //!   healed partition catches up in one round trip.
@@ -20,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rand::Rng as _;
-use rand::seq::IndexedRandom as _;
+use rand::seq::{IndexedRandom as _, SliceRandom as _};
 
 use super::msg::{Digest, Msg, Word, WordId};
 use super::note::{Learned, Note};
@@ -107,6 +108,8 @@ pub struct Gossip {
     texts: BTreeMap<WordId, Learned>,
     /// Hot words and the neighbors not told yet.
     hot: BTreeMap<WordId, BTreeSet<NodeId>>,
+    /// Anti-entropy partners still to come in this cycle.
+    ae_cycle: Vec<NodeId>,
     /// Per neighbor: words it pushed us that we already knew.
     feedback: BTreeMap<NodeId, Vec<WordId>>,
     next_seq: u64,
@@ -140,6 +143,7 @@ impl Gossip {
             known: Digest::new(),
             texts: BTreeMap::new(),
             hot: BTreeMap::new(),
+            ae_cycle: Vec::new(),
             feedback: BTreeMap::new(),
             next_seq: first_seq.max(1),
             gen_epoch: 0,
@@ -358,9 +362,27 @@ impl Gossip {
         self.send(peer, Msg::Digest { have, reply: true }, out);
     }
 
+    /// The next anti-entropy partner: neighbors in a shuffled cycle, so
+    /// the choice is random but every neighbor comes up once per cycle
+    /// (with a random pick, two neighbors can miss each other for long).
+    fn next_partner(&mut self) -> Option<NodeId> {
+        loop {
+            if self.ae_cycle.is_empty() {
+                self.ae_cycle = self.neighbors.iter().copied().collect();
+                self.ae_cycle.shuffle(&mut self.rng);
+                if self.ae_cycle.is_empty() {
+                    return None;
+                }
+            }
+            let n = self.ae_cycle.pop()?;
+            if self.neighbors.contains(&n) {
+                return Some(n);
+            }
+        }
+    }
+
     fn anti_entropy(&mut self, out: &mut Out<Self>) {
-        let ns: Vec<NodeId> = self.neighbors.iter().copied().collect();
-        if let Some(&peer) = ns.choose(&mut self.rng) {
+        if let Some(peer) = self.next_partner() {
             self.exchange_with(peer, out);
         }
         // ±20% jitter so that nodes do not fall into lockstep.

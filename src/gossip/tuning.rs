@@ -18,7 +18,7 @@ pub struct Tuning {
     /// Gossip round interval (batching window)
     #[arg(long, default_value = "100ms", value_parser = crate::duration::parse, value_name = "DURATION")]
     pub interval: Duration,
-    /// Anti-entropy interval (digest exchange with a random neighbor)
+    /// Anti-entropy interval (digest exchange with the next neighbor of a shuffled cycle)
     #[arg(long, default_value = "2s", value_parser = crate::duration::parse, value_name = "DURATION")]
     pub anti_entropy_interval: Duration,
 }
