@@ -24,7 +24,8 @@ impl Tmux {
     }
 
     fn window(&self, name: &str, dir: &Path, node: &str) {
-        let cmd = format!("{BIN} multicast {node} --peers machines.txt");
+        // Something on the screen before the UI starts must not stay there.
+        let cmd = format!("echo Killed; {BIN} multicast {node} --peers machines.txt");
         let target = format!("{}:", self.session);
         self.cmd(&[
             "new-window",
@@ -92,7 +93,7 @@ fn two_chat_windows_see_each_other_and_ctrl_c_leaves_cleanly() {
         "16",
         "-c",
         &d,
-        "sleep 60",
+        "sleep 120",
     ]);
     t.window("a", &dir, "a");
     t.window("b", &dir, "b");
@@ -100,6 +101,10 @@ fn two_chat_windows_see_each_other_and_ctrl_c_leaves_cleanly() {
     assert!(
         s.contains("messages, in total order") && s.contains("b up"),
         "{s}"
+    );
+    assert!(
+        !s.contains("Killed"),
+        "the screen was cleared at start:\n{s}"
     );
     t.keys("a", &["hello from a", "Enter"]);
     t.keys("b", &["and b says hi", "Enter"]);
@@ -120,7 +125,55 @@ fn two_chat_windows_see_each_other_and_ctrl_c_leaves_cleanly() {
     t.keys("a", &["Up"]);
     let s = t.wait_for("a", "│world ");
     assert!(s.contains("│world "), "history recall:\n{s}");
-    // Ctrl-C restores the terminal and ends the node.
+    // /status answers in the message pane; /gen without on|off says how.
+    t.keys("a", &["End", "C-u", "/status", "Enter"]);
+    let s = t.wait_for("a", "Lamport clock");
+    assert!(
+        s.contains("Lamport clock") && !s.contains("unknown command"),
+        "{s}"
+    );
+    t.keys("a", &["/gen", "Enter"]);
+    let s = t.wait_for("a", "usage: /gen on|off");
+    assert!(s.contains("usage: /gen on|off"), "{s}");
+    // A line longer than the window scrolls: its end stays visible.
+    let long = format!("{}THE-END", "wordy ".repeat(25));
+    t.keys("a", &[long.as_str()]);
+    let s = t.wait_for("a", "wordy THE-END");
+    assert!(
+        s.contains("wordy THE-END"),
+        "the end of a long line is visible:\n{s}"
+    );
+    t.keys("a", &["Enter"]);
+    let s = t.wait_for("b", "THE-END");
+    assert!(
+        s.contains("THE-END") && s.matches("wordy").count() == 25,
+        "a long message wraps and is shown whole:\n{s}"
+    );
+    // Ctrl-D on a draft deletes the character under the cursor, and the
+    // node stays; on an empty line it quits.
+    t.keys("b", &["draft", "Home", "C-d"]);
+    let s = t.wait_for("b", "│raft");
+    assert!(s.contains("│raft"), "the draft is kept:\n{s}");
+    t.keys("b", &["C-u", "End", "BSpace", "BSpace", "BSpace", "BSpace"]);
+    t.keys("b", &["C-d"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t
+        .cmd(&["list-windows", "-t", &t.session, "-F", "#W"])
+        .lines()
+        .any(|l| l == "b")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "b still running after Ctrl-D on an empty line"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = t.wait_for("a", "b DOWN");
+    assert!(s.contains("b DOWN"), "{s}");
+    // b comes back: a says so; Ctrl-C quits too.
+    t.window("b", &dir, "b");
+    let s = t.wait_for("a", "b joined");
+    assert!(s.contains("b joined"), "{s}");
     t.keys("b", &["C-c"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while t.cmd(&["list-windows", "-t", &t.session]).contains(" b ")

@@ -167,6 +167,7 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
         let r = super::tui::run(
             c.clone(),
             me,
+            session.node.links.clone(),
             ui_rx,
             session.node.commands.clone(),
             gen_tx,

@@ -833,8 +833,10 @@ impl Protocol for Multicast {
                 self.bump(cut);
                 if let Some(p) = self.peers.get_mut(&from)
                     && p.inc == Some(inc)
+                    && p.cut.replace(cut).is_none()
+                    && p.rejoined
                 {
-                    p.cut = Some(cut);
+                    out.note(Note::PeerJoined { peer: from });
                 }
                 self.try_deliver(out);
             }

@@ -37,6 +37,10 @@ pub enum Note {
     PeerJoining {
         peer: NodeId,
     },
+    /// A member that (re)joined while we were up has finished joining.
+    PeerJoined {
+        peer: NodeId,
+    },
     PeerUp {
         peer: NodeId,
     },
@@ -112,6 +116,7 @@ impl crate::node::Note for Note {
             ),
             Note::Resumed => "(caught up: taking new input again)".into(),
             Note::PeerJoining { peer } => format!("({} is joining)", c.name(*peer)),
+            Note::PeerJoined { peer } => format!("({} joined)", c.name(*peer)),
             Note::PeerUp { peer } => format!("({} is up)", c.name(*peer)),
             Note::PeerDown { peer } => format!("({} is DOWN: messages wait for it)", c.name(*peer)),
             Note::Status {

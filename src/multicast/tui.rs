@@ -1,312 +1,219 @@
-//! The terminal chat UI of `dsys multicast` (ratatui on crossterm).
-//!
-//! `App` is the UI's whole state and is pure: it takes notes from the node
-//! and key presses, and renders into any ratatui backend (tests use
-//! `TestBackend`). `run` wires it to a real terminal: raw mode, the
-//! alternate screen, mouse wheel, resize; `ratatui::init` restores the
-//! terminal on a panic, and the caller logs to a file, never over the UI.
+//! The chat UI of `dsys multicast`: the shared terminal chat UI
+//! (`ui::chat`) with what multicast knows: deliveries in total order, our
+//! own messages shown at once as pending (with what they wait for) until
+//! they are delivered in their place, members joining and going down, and
+//! a status bar with the Lamport clock, the holdback queue and each peer.
+//! Commands are the same table as plain mode's (`cli::commands`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossterm::event::{
-    self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEvent, KeyEventKind,
-    KeyModifiers, MouseEventKind,
-};
-use crossterm::execute;
-use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
+use super::cli::{Line as Cmdline, commands};
 use super::{Cmd, Note};
-use crate::config::Cluster;
-use crate::node::NodeId;
+use crate::config::{Cluster, NodeId};
+use crate::net::{LinkState, LinkTable};
+use crate::ui::chat::{Entry, Key, Terminal, View, clock_time};
+use crate::ui::commands::{Commands, Parsed};
 
-const COLORS: [Color; 6] = [
-    Color::Cyan,
-    Color::Magenta,
-    Color::Yellow,
-    Color::Green,
-    Color::LightBlue,
-    Color::LightRed,
-];
-
-/// What a key press asks the caller to do.
+/// What a line typed in the UI asks the caller to do.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
     None,
     Send(String),
     Gen(bool),
+    Status,
     Quit,
 }
 
 pub struct App {
     cluster: Arc<Cluster>,
     me: NodeId,
-    /// Delivered messages: (wall time HH:MM:SS, Lamport stamp, sender, text).
-    messages: Vec<(String, u64, NodeId, String)>,
-    /// What the head of the holdback queue waits for, if anything.
-    waiting: String,
-    /// Lines above the bottom the view is scrolled.
-    scroll: usize,
-    input: String,
-    /// Cursor position in `input`, in characters.
-    cursor: usize,
-    history: Vec<String>,
-    history_at: Option<usize>,
+    pub view: View,
+    table: Commands<Cmdline>,
+    links: Option<Arc<LinkTable>>,
     clock: u64,
     holdback: usize,
     up: BTreeMap<NodeId, bool>,
-    notice: String,
     generating: bool,
+    /// The next status note answers the user's `/status`.
+    status_asked: bool,
+    /// Members we said messages wait for (said once per outage).
+    told_waiting: BTreeSet<NodeId>,
 }
 
 impl App {
-    pub fn new(cluster: Arc<Cluster>, me: NodeId) -> App {
-        App {
+    pub fn new(cluster: Arc<Cluster>, me: NodeId, links: Option<Arc<LinkTable>>) -> App {
+        let mut view = View::new("say something (Enter sends; /help)");
+        view.system(format!(
+            "{} in a group of {}: a message is delivered, in the same order everywhere, once every member has it",
+            cluster.name(me),
+            cluster.names().join(", ")
+        ));
+        let mut app = App {
             cluster,
             me,
-            messages: Vec::new(),
-            scroll: 0,
-            input: String::new(),
-            cursor: 0,
-            history: Vec::new(),
-            history_at: None,
+            view,
+            table: commands(),
+            links,
             clock: 0,
             holdback: 0,
             up: BTreeMap::new(),
-            notice: "joining the group...".into(),
-            waiting: String::new(),
             generating: false,
-        }
+            status_asked: false,
+            told_waiting: BTreeSet::new(),
+        };
+        app.view.system("joining the group...");
+        app.refresh_status();
+        app
+    }
+
+    fn name(&self, id: NodeId) -> String {
+        self.cluster.name(id).to_string()
+    }
+
+    fn names(&self, ids: &[NodeId]) -> String {
+        ids.iter()
+            .map(|&i| self.name(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn set_generating(&mut self, on: bool) {
+        self.generating = on;
+        self.refresh_status();
     }
 
     pub fn note(&mut self, n: &Note) {
-        let name = |id: NodeId| self.cluster.name(id).to_string();
         match n {
+            Note::Multicast { seq, lamport, text } => self.view.add_pending(
+                *seq,
+                Entry::Pending {
+                    label: format!("[{lamport:>5}]"),
+                    sender: self.name(self.me),
+                    text: text.clone(),
+                    waits: "on its way".into(),
+                },
+            ),
             Note::Deliver {
                 origin,
+                seq,
                 lamport,
                 text,
-                ..
             } => {
-                self.messages
-                    .push((clock_time(), *lamport, *origin, text.clone()));
-                if self.scroll > 0 {
-                    self.scroll += 1; // keep the view where the reader left it
+                if *origin == self.me {
+                    self.view.remove_pending(*seq);
                 }
+                self.view.push(Entry::Message {
+                    time: clock_time(),
+                    label: format!("[{lamport:>5}]"),
+                    sender: self.name(*origin),
+                    color: origin.index(),
+                    text: text.clone(),
+                });
             }
             Note::Status {
                 clock,
                 holdback,
+                delivered,
+                joined,
                 waiting,
-                ..
             } => {
                 self.clock = *clock;
                 self.holdback = *holdback;
-                self.waiting = match waiting.first() {
-                    Some((sender, stamp, _, missing)) if !missing.is_empty() => format!(
-                        "[{stamp}] from {} waits for {}",
-                        name(*sender),
-                        missing
-                            .iter()
-                            .map(|&m| name(m))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    _ => String::new(),
+                let missing: Vec<NodeId> = waiting
+                    .first()
+                    .map(|(_, _, _, m)| m.clone())
+                    .unwrap_or_default();
+                let waits = if missing.is_empty() {
+                    "on its way".to_string()
+                } else {
+                    format!("waits for {}", self.names(&missing))
                 };
-            }
-            Note::PeerUp { peer } => {
-                self.up.insert(*peer, true);
-            }
-            Note::PeerDown { peer } => {
-                self.up.insert(*peer, false);
-                self.notice = format!("{} is down: messages wait for it", name(*peer));
-            }
-            Note::Joined { .. } => self.notice = "joined the group".into(),
-            Note::PeerJoining { peer } => self.notice = format!("{} is joining", name(*peer)),
-            Note::Queued { .. } => self.notice = "not joined yet: your message waits".into(),
-            Note::Full { .. } | Note::Resumed => {
-                if let Some(l) = crate::node::Note::line(n, &self.cluster) {
-                    self.notice = l.trim_matches(['(', ')']).to_string();
+                for key in self.view.pending_keys() {
+                    self.view.pending_waits(key, waits.clone());
+                }
+                self.tell_waiting(&missing);
+                if std::mem::take(&mut self.status_asked) {
+                    let mut s = format!(
+                        "Lamport clock {clock}; delivered {delivered}; holdback queue {holdback}{}",
+                        if *joined { "" } else { "; not joined yet" }
+                    );
+                    for (sender, stamp, text, missing) in waiting {
+                        s.push_str(&format!(
+                            "\n  [{stamp}] {}: {text:?} waits for acks from {}",
+                            self.name(*sender),
+                            self.names(missing)
+                        ));
+                    }
+                    self.view.system(s);
                 }
             }
-            Note::Multicast { .. } => {}
-        }
-    }
-
-    pub fn key(&mut self, k: KeyEvent) -> Action {
-        if k.kind == KeyEventKind::Release {
-            return Action::None;
-        }
-        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
-        match k.code {
-            KeyCode::Char('c') | KeyCode::Char('d') if ctrl => return Action::Quit,
-            KeyCode::Char(ch) => {
-                let at = self.byte_at(self.cursor);
-                self.input.insert(at, ch);
-                self.cursor += 1;
+            Note::PeerUp { peer } => {
+                if self.up.insert(*peer, true) == Some(false) {
+                    self.view
+                        .system(format!("{} is up again", self.name(*peer)));
+                }
+                self.told_waiting.remove(peer);
             }
-            KeyCode::Backspace if self.cursor > 0 => {
-                self.cursor -= 1;
-                let at = self.byte_at(self.cursor);
-                self.input.remove(at);
+            Note::PeerDown { peer } => {
+                if self.up.insert(*peer, false) != Some(false) {
+                    self.view.system(format!(
+                        "{} is DOWN: messages wait for it (nothing is lost; they are delivered when it is back)",
+                        self.name(*peer)
+                    ));
+                    self.told_waiting.insert(*peer);
+                }
             }
-            KeyCode::Delete if self.cursor < self.input.chars().count() => {
-                let at = self.byte_at(self.cursor);
-                self.input.remove(at);
+            Note::Joined { .. } => self.view.system("joined the group"),
+            Note::PeerJoining { peer } => {
+                self.view.system(format!("{} is joining", self.name(*peer)))
             }
-            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
-            KeyCode::Right => self.cursor = (self.cursor + 1).min(self.input.chars().count()),
-            KeyCode::Home => self.cursor = 0,
-            KeyCode::End => self.cursor = self.input.chars().count(),
-            KeyCode::Up => self.recall(true),
-            KeyCode::Down => self.recall(false),
-            KeyCode::PageUp => self.scroll_by(10),
-            KeyCode::PageDown => self.scroll_by(-10),
-            KeyCode::Enter => return self.submit(),
-            _ => {}
+            Note::PeerJoined { peer } => self.view.system(format!("{} joined", self.name(*peer))),
+            Note::Queued { .. } | Note::Full { .. } | Note::Resumed => {
+                if let Some(l) = crate::node::Note::line(n, &self.cluster) {
+                    self.view.system(l.trim_matches(['(', ')']));
+                }
+            }
         }
-        Action::None
+        self.refresh_status();
     }
 
-    pub fn scroll_by(&mut self, lines: isize) {
-        let max = self.messages.len().saturating_sub(1);
-        self.scroll = (self.scroll as isize + lines).clamp(0, max as isize) as usize;
-    }
-
-    fn byte_at(&self, chars: usize) -> usize {
-        self.input
-            .char_indices()
-            .nth(chars)
-            .map_or(self.input.len(), |(i, _)| i)
-    }
-
-    fn recall(&mut self, older: bool) {
-        if self.history.is_empty() {
+    /// Says once, plainly, that messages wait for members that are missing.
+    fn tell_waiting(&mut self, missing: &[NodeId]) {
+        let new: Vec<NodeId> = missing
+            .iter()
+            .copied()
+            .filter(|m| self.up.get(m) != Some(&true) && !self.told_waiting.contains(m))
+            .collect();
+        if new.is_empty() {
             return;
         }
-        let last = self.history.len() - 1;
-        self.history_at = match (self.history_at, older) {
-            (None, true) => Some(last),
-            (Some(i), true) => Some(i.saturating_sub(1)),
-            (Some(i), false) if i < last => Some(i + 1),
-            _ => None,
-        };
-        self.input = self
-            .history_at
-            .map_or(String::new(), |i| self.history[i].clone());
-        self.cursor = self.input.chars().count();
+        self.told_waiting.extend(&new);
+        self.view.system(format!(
+            "messages are waiting for {} (not running, or not reachable): every member in {} must have a message before anyone delivers it",
+            self.names(&new),
+            self.cluster.source().display()
+        ));
     }
 
-    fn submit(&mut self) -> Action {
-        let line = std::mem::take(&mut self.input);
-        self.cursor = 0;
-        self.history_at = None;
-        let text = line.trim();
-        if text.is_empty() {
-            return Action::None;
-        }
-        self.history.push(line.clone());
-        match text {
-            "/quit" | "/exit" => Action::Quit,
-            "/gen on" => {
-                self.generating = true;
-                self.notice = "sending random words".into();
-                Action::Gen(true)
-            }
-            "/gen off" => {
-                self.generating = false;
-                self.notice = "not sending random words".into();
-                Action::Gen(false)
-            }
-            "/help" => {
-                self.notice = "type to chat; /gen on|off, /peers, /quit; PgUp/PgDn or the mouse wheel scroll; Up/Down recall".into();
-                Action::None
-            }
-            "/peers" => {
-                let list: Vec<String> = self
-                    .cluster
-                    .ids()
-                    .filter(|&i| i != self.me)
-                    .map(|i| format!("{} {}", self.cluster.name(i), self.peer_state(i)))
-                    .collect();
-                self.notice = list.join(", ");
-                Action::None
-            }
-            cmd if cmd.starts_with('/') && !cmd.starts_with("//") => {
-                self.notice = format!("unknown command {cmd}; /help lists them");
-                Action::None
-            }
-            _ => Action::Send(
-                text.strip_prefix('/')
-                    .filter(|t| t.starts_with('/'))
-                    .unwrap_or(text)
-                    .to_string(),
-            ),
+    fn link(&self, p: NodeId) -> LinkState {
+        match (&self.links, self.up.get(&p)) {
+            (_, Some(true)) => LinkState::Up,
+            (_, Some(false)) => LinkState::Down,
+            (Some(l), None) => l.get(p),
+            (None, None) => LinkState::Unused,
         }
     }
 
-    fn peer_state(&self, p: NodeId) -> &'static str {
-        match self.up.get(&p) {
-            Some(true) => "up",
-            Some(false) => "DOWN",
-            None => "?",
-        }
-    }
-
-    pub fn draw(&self, f: &mut Frame) {
-        let [msgs, input, status] = Layout::vertical([
-            Constraint::Min(3),
-            Constraint::Length(3),
-            Constraint::Length(1),
-        ])
-        .areas(f.area());
-        let lines: Vec<Line> = self
-            .messages
-            .iter()
-            .map(|(time, stamp, sender, text)| {
-                let color = COLORS[sender.index() % COLORS.len()];
-                Line::from(vec![
-                    Span::styled(format!("{time} "), Style::default().fg(Color::DarkGray)),
-                    Span::styled(
-                        format!("[{stamp:>5}] "),
-                        Style::default().fg(Color::DarkGray),
-                    ),
-                    Span::styled(
-                        format!("{}: ", self.cluster.name(*sender)),
-                        Style::default().fg(color).add_modifier(Modifier::BOLD),
-                    ),
-                    Span::raw(text.clone()),
-                ])
-            })
-            .collect();
-        let height = msgs.height.saturating_sub(2) as usize;
-        let bottom = lines.len().saturating_sub(self.scroll);
-        let top = bottom.saturating_sub(height);
-        let title = if self.scroll > 0 {
-            format!(" messages (scrolled up {}; PgDn to return) ", self.scroll)
-        } else {
-            " messages, in total order ".to_string()
-        };
-        f.render_widget(
-            Paragraph::new(lines[top..bottom].to_vec()).block(Block::bordered().title(title)),
-            msgs,
-        );
-        f.render_widget(
-            Paragraph::new(self.input.as_str())
-                .block(Block::bordered().title(" say something (Enter sends; /help) ")),
-            input,
-        );
-        f.set_cursor_position((input.x + 1 + self.cursor as u16, input.y + 1));
+    fn refresh_status(&mut self) {
         let mut spans = vec![
             Span::styled(
-                format!(" {} ", self.cluster.name(self.me)),
+                format!(" {} ", self.name(self.me)),
                 Style::default().fg(Color::Black).bg(Color::White),
             ),
             Span::raw(format!(
@@ -315,37 +222,65 @@ impl App {
             )),
         ];
         for p in self.cluster.ids().filter(|&i| i != self.me) {
-            let (s, c) = match self.up.get(&p) {
-                Some(true) => ("up", Color::Green),
-                Some(false) => ("DOWN", Color::Red),
-                None => ("?", Color::DarkGray),
+            let (s, c) = match self.link(p) {
+                LinkState::Up => ("up", Color::Green),
+                LinkState::Down => ("DOWN", Color::Red),
+                LinkState::Unused => ("?", Color::DarkGray),
             };
             spans.push(Span::styled(
-                format!("{} {s}  ", self.cluster.name(p)),
+                format!("{} {s}  ", self.name(p)),
                 Style::default().fg(c),
             ));
         }
         if self.generating {
-            spans.push(Span::raw("gen on  "));
+            spans.push(Span::raw("gen on"));
         }
-        if !self.waiting.is_empty() {
-            spans.push(Span::styled(
-                format!("{}  ", self.waiting),
-                Style::default().fg(Color::Yellow),
-            ));
-        }
-        spans.push(Span::styled(
-            self.notice.clone(),
-            Style::default().fg(Color::DarkGray),
-        ));
-        f.render_widget(Paragraph::new(Line::from(spans)), status);
+        self.view.set_status(Line::from(spans));
     }
-}
 
-/// The time of day (UTC), HH:MM:SS.
-fn clock_time() -> String {
-    let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    t.get(11..19).unwrap_or("--:--:--").to_string()
+    /// A line typed and submitted.
+    pub fn submit(&mut self, line: &str) -> Action {
+        match self.table.parse(line) {
+            Parsed::Empty => Action::None,
+            Parsed::Run(Cmdline::Send(text)) => Action::Send(text),
+            Parsed::Run(Cmdline::Gen(on)) => {
+                self.generating = on;
+                self.view.system(if on {
+                    "sending random words"
+                } else {
+                    "not sending random words"
+                });
+                self.refresh_status();
+                Action::Gen(on)
+            }
+            Parsed::Run(Cmdline::Status) => {
+                self.status_asked = true;
+                Action::Status
+            }
+            Parsed::Run(Cmdline::Peers) => {
+                let list: Vec<String> = self
+                    .cluster
+                    .ids()
+                    .filter(|&i| i != self.me)
+                    .map(|i| format!("{} {} {}", self.name(i), self.cluster.addr(i), self.link(i)))
+                    .collect();
+                self.view.system(list.join("\n"));
+                Action::None
+            }
+            Parsed::Help => {
+                self.view.system(format!(
+                    "{}\nPgUp/PgDn or the mouse wheel scroll; Up/Down recall; Ctrl-D on an empty line or Ctrl-C quits",
+                    self.table.help()
+                ));
+                Action::None
+            }
+            Parsed::Quit => Action::Quit,
+            Parsed::Error(e) => {
+                self.view.system(e);
+                Action::None
+            }
+        }
+    }
 }
 
 /// Runs the UI until the user quits. `notes` are the node's notes,
@@ -353,28 +288,18 @@ fn clock_time() -> String {
 pub async fn run(
     cluster: Arc<Cluster>,
     me: NodeId,
+    links: Arc<LinkTable>,
     mut notes: mpsc::Receiver<Note>,
     commands: mpsc::Sender<Cmd>,
-    gen_switch: tokio::sync::watch::Sender<bool>,
+    gen_switch: watch::Sender<bool>,
     generating: bool,
 ) -> std::io::Result<()> {
-    let mut terminal = ratatui::init();
-    let _ = execute!(std::io::stdout(), EnableMouseCapture);
-    let (tx, mut input) = mpsc::channel::<Event>(256);
-    std::thread::spawn(move || {
-        while let Ok(ev) = event::read() {
-            if tx.blocking_send(ev).is_err() {
-                break;
-            }
-        }
-    });
-    let mut app = App::new(cluster, me);
-    app.generating = generating;
+    let mut term = Terminal::start()?;
+    let mut app = App::new(cluster, me, Some(links));
+    app.set_generating(generating);
     let mut tick = tokio::time::interval(Duration::from_millis(300));
-    let result = loop {
-        if let Err(e) = terminal.draw(|f| app.draw(f)) {
-            break Err(e);
-        }
+    loop {
+        term.draw(&mut app.view)?;
         tokio::select! {
             Some(n) = notes.recv() => {
                 app.note(&n);
@@ -382,134 +307,115 @@ pub async fn run(
                     app.note(&n);
                 }
             }
-            Some(ev) = input.recv() => match ev {
-                Event::Key(k) => match app.key(k) {
-                    Action::Quit => break Ok(()),
+            Some(ev) = term.events.recv() => {
+                let action = match Terminal::handle(&mut app.view, ev) {
+                    Key::Quit => Action::Quit,
+                    Key::Submit(line) => app.submit(&line),
+                    Key::None => Action::None,
+                };
+                match action {
+                    Action::Quit => return Ok(()),
                     Action::Send(text) => {
                         if commands.try_send(Cmd::Send(text)).is_err() {
-                            app.notice = "the node is not taking messages right now (a peer is slow or down): not sent".into();
+                            app.view.system("the node is not taking messages right now (a member is slow or down): not sent; try again later");
                         }
                     }
                     Action::Gen(on) => {
                         let _ = gen_switch.send(on);
                     }
+                    Action::Status => {
+                        let _ = commands.try_send(Cmd::Status);
+                    }
                     Action::None => {}
-                },
-                Event::Mouse(m) => match m.kind {
-                    MouseEventKind::ScrollUp => app.scroll_by(3),
-                    MouseEventKind::ScrollDown => app.scroll_by(-3),
-                    _ => {}
-                },
-                _ => {} // resize: the next draw uses the new size
-            },
+                }
+            }
             _ = tick.tick() => {
                 let _ = commands.try_send(Cmd::Status);
             }
         }
-    };
-    let _ = execute!(std::io::stdout(), DisableMouseCapture);
-    ratatui::restore();
-    result
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossterm::event::KeyEventState;
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
-
-    fn key(code: KeyCode) -> KeyEvent {
-        KeyEvent {
-            code,
-            modifiers: KeyModifiers::NONE,
-            kind: KeyEventKind::Press,
-            state: KeyEventState::NONE,
-        }
-    }
-
-    fn screen(app: &App) -> String {
-        let mut t = Terminal::new(TestBackend::new(100, 10)).unwrap();
-        t.draw(|f| app.draw(f)).unwrap();
-        let buf = t.backend().buffer().clone();
-        (0..buf.area.height)
-            .map(|y| {
-                (0..buf.area.width)
-                    .map(|x| buf[(x, y)].symbol())
-                    .collect::<String>()
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
+    use crate::ui::chat::tests_support::screen;
 
     #[test]
-    fn renders_deliveries_status_and_input() {
+    fn deliveries_pending_messages_status_and_commands() {
         let c = Arc::new(Cluster::loopback(3, 40000));
-        let mut app = App::new(c, NodeId(0));
-        for i in 0..8u64 {
-            app.note(&Note::Deliver {
-                origin: NodeId((i % 3) as u32),
-                seq: i,
-                lamport: 10 + i,
-                text: format!("hello {i}"),
-            });
-        }
-        app.note(&Note::Status {
-            clock: 42,
-            holdback: 3,
-            delivered: 8,
-            joined: true,
-            waiting: vec![(NodeId(1), 50, "x".into(), vec![NodeId(2)])],
+        let mut app = App::new(c, NodeId(0), None);
+        app.note(&Note::Multicast {
+            seq: 1,
+            lamport: 5,
+            text: "mine, on its way".into(),
         });
         app.note(&Note::PeerUp { peer: NodeId(1) });
         app.note(&Note::PeerDown { peer: NodeId(2) });
-        for ch in "hi".chars() {
-            app.key(key(KeyCode::Char(ch)));
-        }
-        let s = screen(&app);
-        // The newest messages fill the pane; the oldest scrolled away.
+        app.note(&Note::Status {
+            clock: 42,
+            holdback: 1,
+            delivered: 0,
+            joined: true,
+            waiting: vec![(NodeId(0), 5, "mine, on its way".into(), vec![NodeId(2)])],
+        });
+        let s = screen(&mut app.view, 110, 14);
+        assert!(s.contains("mine, on its way  (waits for l3)"), "{s}");
+        assert!(s.contains("l3 is DOWN: messages wait for it"), "{s}");
         assert!(
-            s.contains("l3: hello 7") || s.contains("l2: hello 7"),
+            s.contains("lamport 42  holdback 1") && s.contains("l2 up") && s.contains("l3 DOWN"),
             "{s}"
         );
-        assert!(s.contains("hello 7") && !s.contains("hello 0"), "{s}");
-        assert!(s.contains("lamport 42  holdback 3"), "{s}");
-        assert!(s.contains("l2 up") && s.contains("l3 DOWN"), "{s}");
-        assert!(s.contains("[50] from l2 waits for l3"), "{s}");
-        assert!(s.contains("│hi"), "{s}");
-        // PgUp scrolls back to the oldest.
-        app.key(key(KeyCode::PageUp));
-        let s = screen(&app);
-        assert!(s.contains("hello 0") && s.contains("scrolled up"), "{s}");
+        app.note(&Note::Deliver {
+            origin: NodeId(0),
+            seq: 1,
+            lamport: 5,
+            text: "mine, on its way".into(),
+        });
+        let s = screen(&mut app.view, 110, 14);
+        assert!(
+            s.contains("l1: mine, on its way") && !s.contains("waits for l3)"),
+            "{s}"
+        );
+        // Commands: the plain mode's table.
+        assert_eq!(app.submit("/status"), Action::Status);
+        assert_eq!(app.submit("/gen"), Action::None);
+        assert_eq!(app.submit("/gen on"), Action::Gen(true));
+        assert_eq!(app.submit("//slash"), Action::Send("/slash".into()));
+        assert_eq!(app.submit("/quit"), Action::Quit);
+        app.submit("/help");
+        let s = screen(&mut app.view, 110, 30);
+        assert!(s.contains("usage: /gen on|off"), "{s}");
+        assert!(s.contains("/status") && s.contains("Lamport clock"), "{s}");
+        app.note(&Note::PeerJoining { peer: NodeId(1) });
+        app.note(&Note::PeerJoined { peer: NodeId(1) });
+        let s = screen(&mut app.view, 110, 30);
+        assert!(s.contains("l2 joined"), "{s}");
     }
 
     #[test]
-    fn editing_history_and_commands() {
-        let c = Arc::new(Cluster::loopback(2, 40000));
-        let mut app = App::new(c, NodeId(0));
-        for ch in "helo".chars() {
-            app.key(key(KeyCode::Char(ch)));
+    fn messages_waiting_for_members_that_never_came_say_so_once() {
+        let c = Arc::new(Cluster::loopback(6, 40000));
+        let mut app = App::new(c, NodeId(0), None);
+        for _ in 0..3 {
+            app.note(&Note::Status {
+                clock: 1,
+                holdback: 1,
+                delivered: 0,
+                joined: true,
+                waiting: vec![(
+                    NodeId(0),
+                    1,
+                    "hi".into(),
+                    vec![NodeId(3), NodeId(4), NodeId(5)],
+                )],
+            });
         }
-        app.key(key(KeyCode::Left));
-        app.key(key(KeyCode::Char('l')));
-        assert_eq!(app.key(key(KeyCode::Enter)), Action::Send("hello".into()));
-        assert_eq!(app.key(key(KeyCode::Up)), Action::None);
-        assert_eq!(app.input, "hello");
-        app.key(key(KeyCode::Down));
-        assert_eq!(app.input, "");
-        for ch in "/gen on".chars() {
-            app.key(key(KeyCode::Char(ch)));
-        }
-        assert_eq!(app.key(key(KeyCode::Enter)), Action::Gen(true));
-        for ch in "/nonsense".chars() {
-            app.key(key(KeyCode::Char(ch)));
-        }
-        assert_eq!(app.key(key(KeyCode::Enter)), Action::None);
-        assert!(app.notice.contains("unknown command"));
-        let ctrl_c = KeyEvent {
-            modifiers: KeyModifiers::CONTROL,
-            ..key(KeyCode::Char('c'))
-        };
-        assert_eq!(app.key(ctrl_c), Action::Quit);
+        let s = screen(&mut app.view, 200, 20);
+        assert_eq!(
+            s.matches("messages are waiting for l4, l5, l6").count(),
+            1,
+            "{s}"
+        );
     }
 }

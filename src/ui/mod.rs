@@ -7,7 +7,9 @@
 //! * `prompt`   — questions with answers checked (a node's name...).
 //! * `console`  — a node's lines on stdout, held back while a question is open.
 //! * `shell`    — the command loop and a running node's session.
+//! * `chat`     — the terminal chat UI (message pane, input line, status bar).
 
+pub mod chat;
 pub mod commands;
 pub mod console;
 pub mod input;
