@@ -243,6 +243,10 @@ pub async fn run<P: Protocol, T: Transport<P::Msg>>(node: Node<P, T>) -> P {
     r.node.machine.on_stop(&mut r.out);
     let had_last_words = !r.out.is_empty();
     r.apply();
+    r.node.output.push(Item::Common {
+        t_us: wall_us(),
+        event: Common::Stop,
+    });
     r.node.output.flush(wall_us());
     if had_last_words {
         tokio::time::sleep(LAST_WORDS).await;

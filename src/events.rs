@@ -35,6 +35,8 @@ impl<T: Serialize + DeserializeOwned + Clone + Debug + Send + 'static> Event for
 pub enum Common {
     /// A node process (or simulated node) began a life.
     Start,
+    /// The node stopped on purpose (quit, Ctrl-C, SIGTERM).
+    Stop,
     /// The simulator (or a demo) killed the node: its state is gone.
     Crash,
     /// The simulator (or a demo) brought the node back with no state.

@@ -117,3 +117,83 @@ fn bad_input_gets_a_message_not_a_crash() {
     b.expect("hello?", 15);
     a.expect("hello?", 15);
 }
+
+/// Nodes that quit one after another leave messages undelivered: that is a
+/// liveness matter (who left is named), not an order violation.
+#[test]
+fn quitting_one_by_one_is_not_a_violation_and_the_checker_says_who_left() {
+    let dir = temp_dir("mc-quit");
+    machines(&dir, &["a", "b", "c"]);
+    let chatty = |name: &str| {
+        let mut p = Proc::spawn(
+            name,
+            &[
+                "multicast",
+                name,
+                "--plain",
+                "--peers",
+                "machines.txt",
+                "--events",
+                &format!("{name}.jsonl"),
+                "--generate",
+                "--rate",
+                "20",
+            ],
+            &dir,
+        );
+        p.name = name.to_string();
+        p
+    };
+    let mut nodes = [chatty("a"), chatty("b"), chatty("c")];
+    for p in &nodes {
+        p.expect("(joined the group)", 15);
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    for p in &mut nodes {
+        p.send("/quit");
+        assert_eq!(p.wait_exit(10), Some(0));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let files = ["check", "multicast", "a.jsonl", "b.jsonl", "c.jsonl"];
+    let (code, out, err) = run(&files, &dir);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("safety: OK") && !out.contains("VIOLATED"),
+        "{out}"
+    );
+    if out.contains("did not reach every node") {
+        assert!(out.contains("members gone by the end"), "{out}");
+        let mut strict = files.to_vec();
+        strict.push("--strict");
+        let (code, _, _) = run(&strict, &dir);
+        assert_eq!(code, 1, "--strict fails on liveness");
+    }
+}
+
+/// A member that crashes for good: the simulator says what the queues wait
+/// for, and only --strict makes that a failure.
+#[test]
+fn a_member_crashed_for_good_is_a_liveness_matter_in_the_simulator() {
+    let dir = temp_dir("mc-sim-crash");
+    let (code, out, err) = run(
+        &["sim", "multicast", "--nodes", "3", "--crash", "l2@3s"],
+        &dir,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("safety: OK"), "{out}");
+    assert!(out.contains("waits for acks from l2"), "{out}");
+    assert!(out.contains("l2 (last heard of"), "{out}");
+    let (code, _, _) = run(
+        &[
+            "sim",
+            "multicast",
+            "--nodes",
+            "3",
+            "--crash",
+            "l2@3s",
+            "--strict",
+        ],
+        &dir,
+    );
+    assert_eq!(code, 1);
+}

@@ -72,7 +72,8 @@ impl Checker for GossipCheck {
                     .entry(key)
                     .or_insert(r.t_us);
             }
-            Entry::Common(Common::Crash) => {
+            // Gone, by a crash or on purpose: its knowledge went with it.
+            Entry::Common(Common::Crash | Common::Stop) => {
                 self.dead.insert(node.clone());
                 self.learned.entry(node.clone()).or_default().clear();
             }

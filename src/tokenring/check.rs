@@ -125,7 +125,8 @@ impl Checker for TokenRingCheck {
             }
             Entry::Algo(Event::CsExit { .. }) => self.exit(node, t),
             Entry::Algo(Event::TokenRegenerated { .. }) => self.regenerations += 1,
-            Entry::Common(Common::Crash) => self.crash(node, t),
+            // A node that stops (or crashes) no longer wants in.
+            Entry::Common(Common::Crash | Common::Stop) => self.crash(node, t),
             Entry::Common(Common::EventsLost { count }) => self.events_lost += count,
             _ => {}
         }
