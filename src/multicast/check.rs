@@ -443,7 +443,9 @@ mod tests {
 
     /// Lives as (node, deliveries as (origin, seq, stamp)); every message
     /// listed in `sent` is multicast by its origin at time 0.
-    fn check(lives: &[(&str, &[(&str, u64, u64)])], sent: &[(&str, u64)]) -> Report {
+    type Deliveries<'a> = &'a [(&'a str, u64, u64)];
+
+    fn check(lives: &[(&str, Deliveries)], sent: &[(&str, u64)]) -> Report {
         let mut c = OrderCheck::default();
         for (o, s) in sent {
             c.multicast(o, *s, 0);

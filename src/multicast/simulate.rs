@@ -237,7 +237,10 @@ impl Run for SimArgs {
             println!("what each node's queue waits for at the end:");
             for status in s.status.iter().filter(|l| !l.contains("'s peers:")) {
                 for line in status.lines() {
-                    println!("  {}", line.trim_start_matches('(').trim_end_matches(')'));
+                    match line.strip_prefix('(').and_then(|l| l.strip_suffix(')')) {
+                        Some(inner) => println!("  {inner}"),
+                        None => println!("  {line}"),
+                    }
                 }
             }
             if std::env::var_os("DSYS_DEBUG").is_some() {
