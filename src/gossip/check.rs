@@ -3,6 +3,9 @@
 //!
 //! A word is `(origin, seq)`. A node's knowledge dies with it (`crash`), so
 //! a node alive at the end must have learned each word in its current life.
+//! A node that quit (`stop`) counts with what it knew when it quit: a word
+//! it knew is covered there, a word it lacked is not held against it (it
+//! left; the word may have been on its way).
 //! A word no live node knows (everyone who had it crashed) is reported apart
 //! from lost words: nothing alive could have passed it on. Spread latency
 //! counts the nodes that were up when the word was born.
@@ -24,6 +27,8 @@ pub struct GossipCheck {
     first_seen: BTreeMap<WordKey, u64>,
     learned: BTreeMap<String, BTreeMap<WordKey, u64>>,
     dead: BTreeSet<String>,
+    /// Nodes that quit on purpose (and did not start again).
+    stopped: BTreeSet<String>,
     /// When each node's current life began (a restart forgets everything).
     life_start: BTreeMap<String, u64>,
     messages: u64,
@@ -43,6 +48,17 @@ pub struct Coverage {
     /// Learned (word, live node) pairs over all pairs.
     pub coverage: f64,
     pub events_lost: u64,
+}
+
+/// How many of `live` know `w`.
+fn have_pairs_of(
+    w: &WordKey,
+    live: &[String],
+    learned: &BTreeMap<String, BTreeMap<WordKey, u64>>,
+) -> usize {
+    live.iter()
+        .filter(|n| learned.get(*n).is_some_and(|m| m.contains_key(w)))
+        .count()
 }
 
 impl Checker for GossipCheck {
@@ -72,15 +88,21 @@ impl Checker for GossipCheck {
                     .entry(key)
                     .or_insert(r.t_us);
             }
-            // Gone, by a crash or on purpose: its knowledge went with it.
-            Entry::Common(Common::Crash | Common::Stop) => {
+            // Gone by a crash: its knowledge went with it.
+            Entry::Common(Common::Crash) => {
                 self.dead.insert(node.clone());
                 self.learned.entry(node.clone()).or_default().clear();
+            }
+            // Gone on purpose: judged on what it knew then.
+            Entry::Common(Common::Stop) => {
+                self.stopped.insert(node.clone());
+                self.learned.entry(node.clone()).or_default();
             }
             // A new life (simulator restart, or a real node starting again
             // into the same file): it knows nothing of its earlier life.
             Entry::Common(Common::Restart | Common::Start) => {
                 self.dead.remove(node);
+                self.stopped.remove(node);
                 self.learned.entry(node.clone()).or_default().clear();
                 self.life_start.insert(node.clone(), r.t_us);
             }
@@ -106,6 +128,7 @@ impl Checker for GossipCheck {
             ..Default::default()
         };
         let mut have_pairs = 0usize;
+        let mut pairs = 0usize;
         for (w, &seen) in &self.first_seen {
             let t0 = self.born.get(w).copied().unwrap_or(seen);
             let mut last = t0;
@@ -114,16 +137,21 @@ impl Checker for GossipCheck {
                 match self.learned.get(n).and_then(|m| m.get(w)) {
                     Some(&t) => {
                         have_pairs += 1;
+                        pairs += 1;
                         // A node restarted after the word was born catches up by
                         // anti-entropy; that is recovery, not spread latency.
                         if self.life_start.get(n).is_none_or(|&s| s <= t0) {
                             last = last.max(t);
                         }
                     }
-                    None => missing.push(n.clone()),
+                    None if self.stopped.contains(n) => {}
+                    None => {
+                        pairs += 1;
+                        missing.push(n.clone());
+                    }
                 }
             }
-            if missing.len() == live.len() {
+            if have_pairs_of(w, &live, &self.learned) == 0 {
                 out.died_with_node += 1;
             } else if !missing.is_empty() {
                 out.lost.push((w.clone(), missing));
@@ -132,7 +160,6 @@ impl Checker for GossipCheck {
             }
         }
         out.latencies.sort_unstable();
-        let pairs = self.first_seen.len() * live.len();
         out.coverage = if pairs == 0 {
             1.0
         } else {
@@ -296,5 +323,36 @@ mod tests {
         let c = check::<GossipCheck>(&r);
         assert!(c.lost.is_empty());
         assert_eq!(c.died_with_node, 1);
+    }
+
+    #[test]
+    fn a_node_that_quit_counts_with_what_it_knew() {
+        // c quits before the second word: it is not held against it, and
+        // what it did know still counts; everyone quitting at the end is a
+        // normal end of a run.
+        let r = vec![
+            learn(0, "a", "a", 1, None),
+            learn(10, "b", "a", 1, Some("a")),
+            learn(20, "c", "a", 1, Some("b")),
+            common(30, "c", Common::Stop),
+            learn(40, "a", "a", 2, None),
+            learn(50, "b", "a", 2, Some("a")),
+            common(60, "a", Common::Stop),
+            common(61, "b", Common::Stop),
+        ];
+        let c = check::<GossipCheck>(&r);
+        assert!(c.lost.is_empty(), "{:?}", c.lost);
+        assert_eq!(c.live_nodes.len(), 3);
+        assert_eq!(c.coverage, 1.0);
+        assert!(c.verdict().passed(true), "{}", c.render());
+        // But a node running to the end must have every word.
+        let r = vec![
+            learn(0, "a", "a", 1, None),
+            other(5, "b"),
+            common(10, "a", Common::Stop),
+        ];
+        let c = check::<GossipCheck>(&r);
+        assert_eq!(c.lost.len(), 1);
+        assert_eq!(c.lost[0].1, vec!["b".to_string()]);
     }
 }
