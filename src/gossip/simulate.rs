@@ -295,7 +295,8 @@ impl Run for SimArgs {
 
 /// A random faulty scenario: 2-10 nodes, a random topology, fanout and k,
 /// a random network with loss (up to 10%) and duplication, and sometimes a
-/// crash/restart and a partition that heals. Anti-entropy every 500 ms, so
+/// crash/restart, a partition that heals and a pause of one
+/// node. Anti-entropy every 500 ms, so
 /// the 10 s of grace is 20 rounds.
 pub fn scenario(seed: u64) -> Vec<String> {
     let mut r = Rng::seed_from_u64(seed);
@@ -333,6 +334,14 @@ pub fn scenario(seed: u64) -> Vec<String> {
             nodes,
             (Duration::ZERO, Duration::from_secs(4)),
             Duration::from_secs(3),
+        );
+    }
+    if r.random_bool(0.3) {
+        a.random_pause(
+            &mut r,
+            nodes,
+            (Duration::from_millis(500), Duration::from_secs(4)),
+            Duration::from_secs(2),
         );
     }
     a.0

@@ -255,8 +255,8 @@ impl Run for SimArgs {
 
 /// A random faulty scenario: 2-5 nodes, latency that lets messages
 /// overtake each other across links, loss (which breaks links, so nodes
-/// resend) and duplication, up to two crash/restarts and a partition that
-/// heals.
+/// resend) and duplication, up to two crash/restarts, a partition that
+/// heals and a pause of one node (SIGSTOP/SIGCONT).
 pub fn scenario(seed: u64) -> Vec<String> {
     let mut r = Rng::seed_from_u64(seed);
     let nodes = r.random_range(2..=5usize);
@@ -282,6 +282,14 @@ pub fn scenario(seed: u64) -> Vec<String> {
             nodes,
             (Duration::ZERO, Duration::from_millis(3_500)),
             Duration::from_secs(2),
+        );
+    }
+    if r.random_bool(0.3) {
+        a.random_pause(
+            &mut r,
+            nodes,
+            (Duration::from_millis(200), Duration::from_millis(3_000)),
+            Duration::from_millis(1_500),
         );
     }
     a.0

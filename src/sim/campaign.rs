@@ -183,6 +183,24 @@ impl Args {
         self
     }
 
+    /// A pause (SIGSTOP/SIGCONT) of one random node of `l1..l{nodes}`,
+    /// starting within `window`, for up to `max_len`.
+    pub fn random_pause(
+        &mut self,
+        rng: &mut Rng,
+        nodes: usize,
+        window: (Duration, Duration),
+        max_len: Duration,
+    ) -> &mut Self {
+        let n = rng.random_range(1..=nodes.max(1));
+        let from = ms(rng.random_range(window.0.as_millis()..window.1.as_millis()));
+        let to = from + ms(rng.random_range(50..max_len.as_millis().max(51)));
+        self.flag(
+            "--pause",
+            format!("l{n}@{}-{}", time_flag(from), time_flag(to)),
+        )
+    }
+
     /// A partition of `l1..l{cut}` from the rest, within `window`.
     pub fn random_partition(
         &mut self,

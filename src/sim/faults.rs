@@ -1,5 +1,5 @@
-//! The faults a simulation runs with: crashes, restarts and partitions on a
-//! schedule, plus the network's latency, loss and duplication. One
+//! The faults a simulation runs with: crashes, restarts, pauses and
+//! partitions on a schedule, plus the network's latency, loss and duplication. One
 //! [`Faults`] for every algorithm's simulator, one set of flags
 //! ([`FaultArgs`], [`NetArgs`]) for every `dsys sim` command.
 
@@ -25,6 +25,9 @@ pub struct Partition {
 pub struct Faults {
     pub crashes: Vec<(NodeId, Duration)>,
     pub restarts: Vec<(NodeId, Duration)>,
+    /// A node stopped (SIGSTOP) from `.1` to `.2`: it does nothing, and
+    /// what reached it meanwhile is handled when it resumes.
+    pub pauses: Vec<(NodeId, Duration, Duration)>,
     pub partitions: Vec<Partition>,
 }
 
@@ -33,7 +36,8 @@ impl Faults {
     pub fn last(&self) -> Duration {
         let c = self.crashes.iter().chain(&self.restarts).map(|&(_, t)| t);
         let p = self.partitions.iter().map(|p| p.to);
-        c.chain(p).max().unwrap_or_default()
+        let z = self.pauses.iter().map(|p| p.2);
+        c.chain(p).chain(z).max().unwrap_or_default()
     }
 
     /// Schedules every fault on `sim`.
@@ -47,6 +51,9 @@ impl Faults {
         for p in &self.partitions {
             sim.partition_at(p.from, &p.side_a, &p.side_b);
             sim.heal_at(p.to, &p.side_a, &p.side_b);
+        }
+        for &(node, from, to) in &self.pauses {
+            sim.pause_at(from, node, to);
         }
     }
 
@@ -74,6 +81,9 @@ pub struct FaultArgs {
     /// Cut links between two sides for a while: 'A,B|C,D@FROM-TO', or 'A@FROM-TO' to isolate A (repeatable)
     #[arg(long, value_name = "SPEC")]
     pub partition: Vec<String>,
+    /// Pause a node as SIGSTOP would, and resume it: NODE@FROM-TO, e.g. l2@5s-8s (repeatable)
+    #[arg(long, value_name = "NODE@FROM-TO")]
+    pub pause: Vec<String>,
 }
 
 impl FaultArgs {
@@ -88,9 +98,15 @@ impl FaultArgs {
             .iter()
             .map(|s| parse_partition(c, s).map_err(|e| format!("--partition {s:?}: {e}")))
             .collect::<Result<_, _>>()?;
+        let pauses = self
+            .pause
+            .iter()
+            .map(|s| parse_pause(c, s).map_err(|e| format!("--pause {s:?}: {e}")))
+            .collect::<Result<_, _>>()?;
         Ok(Faults {
             crashes,
             restarts,
+            pauses,
             partitions,
         })
     }
@@ -202,19 +218,35 @@ fn parse_node_times(
         .collect()
 }
 
+/// Parses `FROM-TO`, e.g. `4s-9s`.
+fn parse_window(times: &str) -> Result<(Duration, Duration), String> {
+    let (from, to) = times
+        .split_once('-')
+        .ok_or("the time is FROM-TO, e.g. 4s-9s")?;
+    let (from, to) = (crate::duration::parse(from)?, crate::duration::parse(to)?);
+    if to <= from {
+        return Err(format!("{times}: the end must come after the start"));
+    }
+    Ok((from, to))
+}
+
+/// Parses `NODE@FROM-TO`.
+fn parse_pause(c: &Cluster, spec: &str) -> Result<(NodeId, Duration, Duration), String> {
+    let (node, times) = spec
+        .split_once('@')
+        .ok_or("write NODE@FROM-TO, e.g. l2@5s-8s")?;
+    let id = c.require(node.trim()).map_err(|e| e.to_string())?;
+    let (from, to) = parse_window(times)?;
+    Ok((id, from, to))
+}
+
 /// Parses `A,B|C,D@FROM-TO` (cut A,B from C,D) or `A@FROM-TO` (cut A from
 /// everyone else).
 pub fn parse_partition(c: &Cluster, spec: &str) -> Result<Partition, String> {
     let (sides, times) = spec
         .rsplit_once('@')
         .ok_or("write SIDE|SIDE@FROM-TO, e.g. l1,l2|l3@4s-9s")?;
-    let (from, to) = times
-        .split_once('-')
-        .ok_or("the time is FROM-TO, e.g. 4s-9s")?;
-    let (from, to) = (crate::duration::parse(from)?, crate::duration::parse(to)?);
-    if to <= from {
-        return Err("the partition must heal after it starts".into());
-    }
+    let (from, to) = parse_window(times)?;
     let side = |s: &str| -> Result<Vec<NodeId>, String> {
         s.split(',')
             .map(|n| c.require(n.trim()).map_err(|e| e.to_string()))
@@ -250,10 +282,15 @@ mod tests {
             crash: vec!["l2@1s".into()],
             restart: vec!["l2@2s".into()],
             partition: vec!["l1|l2,l3@3s-4s".into(), "l3@5s-6s".into()],
+            pause: vec!["l1@6s-7s".into()],
         }
         .parse(&c)
         .unwrap();
-        assert_eq!(f.last(), Duration::from_secs(6));
+        assert_eq!(f.last(), Duration::from_secs(7));
+        assert_eq!(
+            f.pauses,
+            vec![(NodeId(0), Duration::from_secs(6), Duration::from_secs(7))]
+        );
         assert_eq!(f.partitions[1].side_b, vec![NodeId(0), NodeId(1)]);
         assert!(!f.down_at_end(NodeId(1)));
         let bad = FaultArgs {
@@ -265,6 +302,11 @@ mod tests {
             partition: vec!["l1|l2@4s-3s".into()],
             ..Default::default()
         };
-        assert!(bad.parse(&c).unwrap_err().contains("heal after"));
+        assert!(bad.parse(&c).unwrap_err().contains("must come after"));
+        let bad = FaultArgs {
+            pause: vec!["l9@1s-2s".into()],
+            ..Default::default()
+        };
+        assert!(bad.parse(&c).unwrap_err().contains("l9"));
     }
 }

@@ -92,6 +92,22 @@ enum Item<P: Protocol> {
     Restart(NodeId),
     Cut(Vec<(NodeId, NodeId)>),
     Heal(Vec<(NodeId, NodeId)>),
+    /// The node stops (SIGSTOP) until the given time.
+    Pause(NodeId, Duration),
+}
+
+impl<P: Protocol> Item<P> {
+    /// The node that handles this item, for the ones a paused node cannot.
+    fn for_node(&self) -> Option<NodeId> {
+        match self {
+            Item::Deliver { to, .. } => Some(*to),
+            Item::Timer { node, .. }
+            | Item::LinkDown { node, .. }
+            | Item::LinkUp { node, .. }
+            | Item::Command(node, _) => Some(*node),
+            _ => None,
+        }
+    }
 }
 
 struct Scheduled<P: Protocol> {
@@ -121,6 +137,8 @@ impl<P: Protocol> Ord for Scheduled<P> {
 struct Slot<P> {
     machine: Option<P>,
     incarnation: u32,
+    /// Stopped until then: everything for it waits (a crash ends it).
+    paused_until: Option<Duration>,
 }
 
 /// A directed link, as its sender's transport sees it.
@@ -218,6 +236,7 @@ impl<P: Protocol> Sim<P> {
                 .map(|_| Slot {
                     machine: None,
                     incarnation: 0,
+                    paused_until: None,
                 })
                 .collect(),
             factory: Box::new(factory),
@@ -290,6 +309,12 @@ impl<P: Protocol> Sim<P> {
         self.push(at.max(self.now), Item::Restart(node));
     }
 
+    /// Stops `node` at `at` (as SIGSTOP would) and resumes it at `until`:
+    /// messages, timers and commands for it wait until then, in order.
+    pub fn pause_at(&mut self, at: Duration, node: NodeId, until: Duration) {
+        self.push(at.max(self.now), Item::Pause(node, until));
+    }
+
     /// Cuts every link between the two sides (both directions) at `at`.
     pub fn partition_at(&mut self, at: Duration, side_a: &[NodeId], side_b: &[NodeId]) {
         let links = cross(side_a, side_b);
@@ -312,6 +337,17 @@ impl<P: Protocol> Sim<P> {
         let Scheduled { at, item, .. } = self.queue.pop()?;
         self.now = at;
         let mut happened = Vec::new();
+        // A paused node handles nothing until it resumes; what is for it
+        // waits, in the order it came.
+        if let Some(node) = item.for_node()
+            && let Some(until) = self.slots[node.index()].paused_until
+        {
+            if at < until {
+                self.push(until, item);
+                return Some(happened);
+            }
+            self.slots[node.index()].paused_until = None;
+        }
         match item {
             Item::Deliver {
                 from,
@@ -369,6 +405,7 @@ impl<P: Protocol> Sim<P> {
             }
             Item::Crash(node) => {
                 let slot = &mut self.slots[node.index()];
+                slot.paused_until = None;
                 if slot.machine.take().is_some() {
                     slot.incarnation += 1;
                     self.log_common(node, Common::Crash);
@@ -384,6 +421,12 @@ impl<P: Protocol> Sim<P> {
                         self.links.remove(&(node, peer));
                     }
                     self.boot(node, &mut happened);
+                }
+            }
+            Item::Pause(node, until) => {
+                let slot = &mut self.slots[node.index()];
+                if slot.machine.is_some() {
+                    slot.paused_until = Some(until.max(slot.paused_until.unwrap_or_default()));
                 }
             }
             Item::Cut(links) => self.cut.extend(links),
