@@ -382,9 +382,7 @@ fn a_lease_holder_cut_off_under_a_flood_still_leaves_when_its_lease_ends() {
                 }
             })
         };
-        let lost = wait_for(&nodes[0].seen, 10, |n| {
-            matches!(n, TrNote::CsExit { forced: true, .. })
-        });
+        let lost = wait_for(&nodes[0].seen, 10, |n| matches!(n, TrNote::CsLost { .. }));
         let still_flooding = flooding.load(Ordering::Relaxed);
         flooding.store(false, Ordering::Relaxed);
         let _ = flooder.join();

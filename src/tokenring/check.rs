@@ -2,10 +2,13 @@
 //! critical section at once (safety), and every `lock` eventually followed
 //! by entry (liveness, for runs whose faults have stopped).
 //!
-//! A node's time in the critical section runs from `cs_enter` to `cs_exit`.
-//! A node that stops logging while inside (killed, crashed) is counted as
-//! inside until its `crash` event if there is one, else until its lease ran
-//! out: the lease's end is the latest moment it could still have been inside.
+//! A node's time in the critical section runs from `cs_enter` until the
+//! first of: its `cs_exit`, the end of its lease (`lease_us` from entry,
+//! moved on by `lease_renewed`), its `crash`/`stop`. The lease contract is
+//! that a node is out when its lease ends whatever it does, so an exit
+//! logged late (a paused process) counts from the lease end, and `cs_lost`
+//! says when the lease ended. A node that stops logging while inside
+//! (killed) is counted as inside until its lease end.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -30,6 +33,7 @@ pub struct TokenRingCheck {
     intervals: Vec<Interval>,
     entries: BTreeMap<String, u64>,
     regenerations: u64,
+    reroutes: u64,
     lock_waits_us: Vec<u64>,
     events_lost: u64,
 }
@@ -39,6 +43,8 @@ pub struct TokenRingReport {
     pub intervals: usize,
     pub entries: BTreeMap<String, u64>,
     pub regenerations: u64,
+    /// Passes routed around a node that did not take the token.
+    pub reroutes: u64,
     pub violations: Vec<(Interval, Interval)>,
     /// Locks never granted: (node, requested at).
     pub pending: Vec<(String, u64)>,
@@ -75,9 +81,14 @@ impl TokenRingCheck {
         }
     }
 
-    fn exit(&mut self, node: &str, t: u64) {
-        if let Some((enter, _)) = self.node(node).open.take() {
-            self.close(node, enter, t, End::Logged);
+    /// Out at `t` by the node's word, or at its lease end if that came first.
+    fn exit(&mut self, node: &str, t: u64, end: End) {
+        if let Some((enter, lease_end)) = self.node(node).open.take() {
+            if lease_end < t {
+                self.close(node, enter, lease_end, End::LeaseEnd);
+            } else {
+                self.close(node, enter, t, end);
+            }
         }
     }
 
@@ -123,8 +134,12 @@ impl Checker for TokenRingCheck {
                     *end = (*end).max(t + lease_us);
                 }
             }
-            Entry::Algo(Event::CsExit { .. }) => self.exit(node, t),
+            Entry::Algo(Event::CsExit { .. }) => self.exit(node, t, End::Logged),
+            Entry::Algo(Event::CsLost { late_us, .. }) => {
+                self.exit(node, t.saturating_sub(*late_us), End::LeaseEnd)
+            }
             Entry::Algo(Event::TokenRegenerated { .. }) => self.regenerations += 1,
+            Entry::Algo(Event::TokenRerouted { .. }) => self.reroutes += 1,
             // A node that stops (or crashes) no longer wants in.
             Entry::Common(Common::Crash | Common::Stop) => self.crash(node, t),
             Entry::Common(Common::EventsLost { count }) => self.events_lost += count,
@@ -151,6 +166,7 @@ impl Checker for TokenRingCheck {
             violations: overlaps(&self.intervals),
             entries: self.entries,
             regenerations: self.regenerations,
+            reroutes: self.reroutes,
             pending,
             lock_waits_us: self.lock_waits_us,
             events_lost: self.events_lost,
@@ -191,7 +207,11 @@ impl Report for TokenRingReport {
                 percentile(&w, 1.0) as f64 / 1e3,
             );
         }
-        let _ = writeln!(s, "token regenerations: {}", self.regenerations);
+        let _ = writeln!(
+            s,
+            "token regenerations (no token seen for the loss timeout): {}; passes routed around a node that did not take the token: {}",
+            self.regenerations, self.reroutes
+        );
         if self.events_lost > 0 {
             let _ = writeln!(
                 s,
@@ -258,7 +278,16 @@ mod tests {
     }
 
     fn enter(t: u64, node: &str, lease_us: u64) -> Record<Event> {
-        rec(t, node, Event::CsEnter { hop: 1, lease_us })
+        rec(
+            t,
+            node,
+            Event::CsEnter {
+                hop: 1,
+                lease_us,
+                generation: None,
+                round: None,
+            },
+        )
     }
 
     fn exit(t: u64, node: &str) -> Record<Event> {
@@ -330,5 +359,47 @@ mod tests {
         let r = check::<TokenRingCheck>(&[rec(0, "a", Event::Lock)]);
         assert!(!r.verdict().passed(false));
         assert!(r.render().contains("NOT EXERCISED"), "{}", r.render());
+    }
+
+    #[test]
+    fn a_late_exit_counts_from_the_lease_end() {
+        // a is paused inside: its lease ends at 100, b enters at 110, and
+        // a's exit is logged only at 500 (after SIGCONT), or as cs_lost.
+        let late_exit = check::<TokenRingCheck>(&[
+            enter(0, "a", 100),
+            enter(110, "b", 100),
+            exit(150, "b"),
+            exit(500, "a"),
+        ]);
+        assert!(late_exit.safe(), "{:?}", late_exit.violations);
+        let lost = check::<TokenRingCheck>(&[
+            enter(0, "a", 100),
+            enter(110, "b", 100),
+            exit(150, "b"),
+            rec(
+                500,
+                "a",
+                Event::CsLost {
+                    hop: 1,
+                    late_us: 400,
+                },
+            ),
+        ]);
+        assert!(lost.safe(), "{:?}", lost.violations);
+        // But a lost lease that ended after b entered is an overlap.
+        let r = check::<TokenRingCheck>(&[
+            enter(0, "a", 100),
+            enter(90, "b", 100),
+            rec(
+                120,
+                "a",
+                Event::CsLost {
+                    hop: 1,
+                    late_us: 20,
+                },
+            ),
+        ]);
+        assert_eq!(r.violations.len(), 1);
+        assert_eq!(r.violations[0].0.end, End::LeaseEnd);
     }
 }

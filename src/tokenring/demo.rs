@@ -83,7 +83,7 @@ async fn run(o: DemoArgs) -> Outcome {
                 Note::Token { .. }
                 | Note::Status(_)
                 | Note::LeaseRenewed { .. }
-                | Note::LockRequested => None,
+                | Note::LockRequested { .. } => None,
                 // Nobody types in the demo: no "type unlock" hint.
                 Note::CsEnter { hop, .. } => {
                     Some(format!("entered the critical section (token hop {hop})"))

@@ -37,13 +37,28 @@ pub enum Event {
     CsEnter {
         hop: u64,
         lease_us: u64,
+        /// The token's generation and the lease round: with `hop`, the
+        /// fencing token (absent in logs of older versions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        generation: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        round: Option<u64>,
     },
     LeaseRenewed {
         lease_us: u64,
     },
+    /// Left on purpose (`unlock`, quit). (`forced: true` is written by
+    /// older versions for a lost lease.)
     CsExit {
         hop: u64,
+        #[serde(default)]
         forced: bool,
+    },
+    /// The lease ran out while inside: the section ended `late_us` before
+    /// this event's time, at the lease's end (the node may have been paused).
+    CsLost {
+        hop: u64,
+        late_us: u64,
     },
     PeerDown {
         peer: String,

@@ -13,9 +13,18 @@
 //!   regeneration normally wins). Tokens of a lower generation are dropped
 //!   wherever they meet a node that knows a higher one, so the ring converges
 //!   to one token after `start` on two nodes or a false suspicion.
-//! * **Progress** needs a majority of the ring up and connected.
+//! * **Membership** changes are safe because lease votes come from every
+//!   machine of the machines file, not from the ring: a `start` may build a
+//!   new ring while a node of an old ring is still inside, and the two
+//!   rings' majorities would not need to meet, but majorities of one fixed
+//!   set always do. (Every node must use the same machines file.)
+//! * **A node known down** is skipped by every pass without being retried;
+//!   it is probed in the background and taken back when it answers. Only a
+//!   pass that may have been lost (sent, never confirmed) mints a new
+//!   generation.
+//! * **Progress** needs a majority of the machines file up and connected.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rand::Rng as _;
@@ -44,8 +53,8 @@ pub struct Timing {
     pub lease: Duration,
     /// How long the `start` walk may take.
     pub discover_timeout: Duration,
-    /// How long a suspected node is skipped before the ring tries it again.
-    pub suspect_retry: Duration,
+    /// How often a node skipped as down is asked whether it is back.
+    pub probe_interval: Duration,
 }
 
 impl Default for Timing {
@@ -58,7 +67,7 @@ impl Default for Timing {
             stagger: Duration::from_millis(300),
             lease: Duration::from_secs(2),
             discover_timeout: Duration::from_secs(2),
-            suspect_retry: Duration::from_secs(3),
+            probe_interval: Duration::from_secs(1),
         }
     }
 }
@@ -100,6 +109,8 @@ pub enum Timer {
     Discover { attempt: u64 },
     /// Try to get the lease again after a lost round.
     Reacquire { round: u64 },
+    /// Ask the nodes skipped as down whether they are back.
+    Probe,
 }
 
 #[derive(Debug)]
@@ -108,6 +119,7 @@ enum Cs {
     Acquiring(Round),
     In {
         hop: u64,
+        /// The holder-side end of the lease: never later than any voter's.
         lease_until: Duration,
         renewing: Option<Round>,
     },
@@ -143,20 +155,38 @@ pub struct TokenRing {
     watchdog_seq: u64,
     watchdog_armed: bool,
     ack_check_armed: bool,
-    suspects: BTreeMap<NodeId, Duration>,
+    /// Nodes skipped as down until they answer a probe (or anything).
+    suspects: BTreeSet<NodeId>,
+    probe_armed: bool,
     want_cs: bool,
     cs: Cs,
     grants: Grants,
     round: u64,
+    /// The walk attempt under way, if any.
     discovering: Option<u64>,
     discover_attempts: u64,
     walks_left: u32,
+    /// `start`s begun here (a walk and its retries share the number).
+    walks: u64,
+    /// How far the current walk attempt is known to have got: (hops, at, at's next).
+    reached: Option<(usize, NodeId, NodeId)>,
+    /// The last walk said to loop here, so it is said once, not per retry.
+    loop_said: Option<(NodeId, u64)>,
     /// Said "waiting for a majority" for the current lock already.
     warned_majority: bool,
 }
 
 /// How many times `start` walks the ring again when a walk does not return.
 const WALK_RETRIES: u32 = 2;
+
+/// A `Discover` message's fields.
+struct Walk {
+    origin: NodeId,
+    attempt: u64,
+    walk: u64,
+    ring: Vec<NodeId>,
+    newest: Option<Gen>,
+}
 
 impl TokenRing {
     pub fn new(me: NodeId, next: NodeId, cluster_size: usize, timing: Timing, rng: Rng) -> Self {
@@ -179,13 +209,17 @@ impl TokenRing {
             watchdog_seq: 0,
             watchdog_armed: false,
             ack_check_armed: false,
-            suspects: BTreeMap::new(),
+            suspects: BTreeSet::new(),
+            probe_armed: false,
             want_cs: false,
             cs: Cs::Idle,
             round: 0,
             discovering: None,
             discover_attempts: 0,
             walks_left: 0,
+            walks: 0,
+            reached: None,
+            loop_said: None,
             warned_majority: false,
         }
     }
@@ -314,29 +348,42 @@ impl TokenRing {
         self.ring.iter().position(|&x| x == n)
     }
 
-    fn suspect(&mut self, n: NodeId, now: Duration, out: &mut Out<Self>) {
-        if n != self.me && self.suspects.insert(n, now).is_none() {
+    fn suspect(&mut self, n: NodeId, out: &mut Out<Self>) {
+        if n != self.me && self.suspects.insert(n) {
             out.note(Note::PeerDown { peer: n });
+            if !self.probe_armed {
+                self.probe_armed = true;
+                out.timer(self.t.probe_interval, Timer::Probe);
+            }
         }
     }
 
     fn unsuspect(&mut self, n: NodeId, out: &mut Out<Self>) {
-        if self.suspects.remove(&n).is_some() {
+        if self.suspects.remove(&n) {
             out.note(Note::PeerUp { peer: n });
         }
     }
 
+    fn on_probe_timer(&mut self, out: &mut Out<Self>) {
+        self.probe_armed = false;
+        if self.suspects.is_empty() {
+            return;
+        }
+        for &n in &self.suspects {
+            out.send(n, Msg::Probe);
+        }
+        self.probe_armed = true;
+        out.timer(self.t.probe_interval, Timer::Probe);
+    }
+
     /// The node the token goes to next: the first ring member after this one
-    /// that is not suspected (or whose suspicion is old enough to retry).
-    fn successor(&self, now: Duration) -> Option<NodeId> {
+    /// that is not skipped as down.
+    fn successor(&self) -> Option<NodeId> {
         let n = self.ring.len();
         let start = self.pos(self.me)?;
         (1..n)
             .map(|i| self.ring[(start + i) % n])
-            .find(|c| match self.suspects.get(c) {
-                None => true,
-                Some(&since) => now >= since + self.t.suspect_retry,
-            })
+            .find(|c| !self.suspects.contains(c))
     }
 
     /// This node now keeps `token`: lock it for the CS or pass it on later.
@@ -381,11 +428,10 @@ impl TokenRing {
             self.hold(token, out);
             return;
         }
-        match self.successor(now) {
+        match self.successor() {
             Some(to) => {
                 token.hop += 1;
                 self.hold_seq += 1;
-                let seq = self.hold_seq;
                 let ack = !self.fast_ring();
                 out.send(
                     to,
@@ -400,7 +446,6 @@ impl TokenRing {
                     sent_at: now,
                     asked_ack: ack,
                 });
-                let _ = seq;
                 self.arm_ack_check(self.t.ack_timeout, out);
             }
             None => {
@@ -414,8 +459,11 @@ impl TokenRing {
         }
     }
 
-    fn mint(&mut self) -> Gen {
-        let counter = self.best.map_or(0, |(g, _)| g.counter) + 1;
+    /// A generation above every one this node has heard of (and above
+    /// `floor`, the newest a `start` walk met on its way).
+    fn mint(&self, floor: Option<Gen>) -> Gen {
+        let known = self.best.map(|(g, _)| g).max(floor);
+        let counter = known.map_or(0, |g| g.counter) + 1;
         Gen {
             counter,
             minter: self.me,
@@ -432,7 +480,6 @@ impl TokenRing {
                 },
             );
         }
-        self.unsuspect(from, out);
         if self.best == Some((token.generation, token.hop)) {
             // A copy of the token we took last (the network repeated it, or
             // the sender asked again for the ack we answered above).
@@ -518,7 +565,7 @@ impl TokenRing {
             self.arm_ack_check(self.t.ack_timeout, out);
             return;
         }
-        self.suspect(f.to, now, out);
+        self.suspect(f.to, out);
         self.reroute(f, out);
     }
 
@@ -527,7 +574,7 @@ impl TokenRing {
     /// copy there.
     fn reroute(&mut self, f: InFlight, out: &mut Out<Self>) {
         let mut token = f.token;
-        token.generation = self.mint();
+        token.generation = self.mint(None);
         out.note(Note::TokenRerouted {
             skipped: f.to,
             generation: token.generation,
@@ -541,7 +588,6 @@ impl TokenRing {
     }
 
     fn on_beacon(&mut self, from: NodeId, token: Token, out: &mut Out<Self>) {
-        self.unsuspect(from, out);
         if self.is_current(token.generation, token.hop) {
             let now = out.now();
             self.learn(&token, from, now, out);
@@ -567,7 +613,7 @@ impl TokenRing {
             self.arm_watchdog(due - now, out);
             return;
         }
-        let generation = self.mint();
+        let generation = self.mint(None);
         let hop = self.best.map_or(0, |(_, h)| h);
         let token = Token {
             generation,
@@ -600,15 +646,24 @@ impl TokenRing {
             return;
         }
         if self.next == self.me {
-            self.finish_discovery(vec![self.me], out);
+            self.finish_discovery(vec![self.me], None, out);
             return;
         }
+        self.walks += 1;
         self.walks_left = WALK_RETRIES;
+        self.reached = None;
         self.walk(out);
     }
 
     /// Sends one ring walk; a lost walk is retried by the `Discover` timer.
     fn walk(&mut self, out: &mut Out<Self>) {
+        out.note(Note::Walking {
+            next: self.next,
+            attempt: WALK_RETRIES - self.walks_left + 1,
+            tries: WALK_RETRIES + 1,
+            reached: self.reached.map(|(_, at, next)| (at, next)),
+        });
+        self.reached = None;
         self.discover_attempts += 1;
         let attempt = self.discover_attempts;
         self.discovering = Some(attempt);
@@ -617,46 +672,86 @@ impl TokenRing {
             Msg::Discover {
                 origin: self.me,
                 attempt,
+                walk: self.walks,
                 ring: vec![self.me],
+                newest: None,
             },
         );
         out.timer(self.t.discover_timeout, Timer::Discover { attempt });
     }
 
-    fn on_discover(
-        &mut self,
-        origin: NodeId,
-        attempt: u64,
-        mut ring: Vec<NodeId>,
-        out: &mut Out<Self>,
-    ) {
+    fn on_discover_timeout(&mut self, out: &mut Out<Self>) {
+        self.discovering = None;
+        if self.walks_left > 0 {
+            self.walks_left -= 1;
+            self.walk(out);
+        } else {
+            out.note(Note::StartFailed {
+                origin: self.me,
+                next: self.next,
+                reached: self.reached.map(|(_, at, next)| (at, next)),
+            });
+        }
+    }
+
+    fn on_discover(&mut self, d: Walk, out: &mut Out<Self>) {
+        let Walk {
+            origin,
+            attempt,
+            walk,
+            mut ring,
+            newest,
+        } = d;
         if origin == self.me {
             if self.discovering == Some(attempt) {
                 self.discovering = None;
-                self.finish_discovery(ring, out);
+                self.finish_discovery(ring, newest, out);
             }
             return;
         }
         if ring.contains(&self.me) || ring.len() >= self.cluster_size {
-            // Say it once per walk, not once per retry.
-            if attempt % (WALK_RETRIES as u64 + 1) == 1 || ring.len() >= self.cluster_size {
+            if self.loop_said != Some((origin, walk)) {
+                self.loop_said = Some((origin, walk));
                 out.note(Note::WalkLoop { origin });
             }
             return;
         }
         ring.push(self.me);
+        let hops = ring.len() as u64;
         out.send(
             self.next,
             Msg::Discover {
                 origin,
                 attempt,
+                walk,
                 ring,
+                newest: newest.max(self.best.map(|(g, _)| g)),
+            },
+        );
+        // So that a walk that does not come back can say how far it got.
+        out.send(
+            origin,
+            Msg::Walked {
+                attempt,
+                hops,
+                at: self.me,
+                next: self.next,
             },
         );
     }
 
-    fn finish_discovery(&mut self, ring: Vec<NodeId>, out: &mut Out<Self>) {
-        let generation = self.mint();
+    fn on_walked(&mut self, attempt: u64, hops: u64, at: NodeId, next: NodeId) {
+        if self.discovering == Some(attempt)
+            && self.reached.is_none_or(|(h, _, _)| (h as u64) < hops)
+        {
+            self.reached = Some((hops as usize, at, next));
+        }
+    }
+
+    /// The walk came back: a new token for the ring it found, above every
+    /// generation the walk met (so that old tokens die where they meet it).
+    fn finish_discovery(&mut self, ring: Vec<NodeId>, newest: Option<Gen>, out: &mut Out<Self>) {
+        let generation = self.mint(newest);
         let hop = self.best.map_or(0, |(_, h)| h);
         let token = Token {
             generation,
@@ -675,8 +770,17 @@ impl TokenRing {
 
     // ---- the critical section ------------------------------------------
 
-    fn majority_voters(&self) -> usize {
-        self.ring.len().max(1)
+    /// Every machine of the machines file votes on leases.
+    fn voters(&self) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.cluster_size as u32)
+            .map(NodeId)
+            .filter(move |&n| n != self.me)
+    }
+
+    fn to_voters(&self, msg: Msg, out: &mut Out<Self>) {
+        for n in self.voters() {
+            out.send(n, msg.clone());
+        }
     }
 
     fn acquire(&mut self, out: &mut Out<Self>) {
@@ -688,14 +792,14 @@ impl TokenRing {
         self.check_round(out);
     }
 
-    /// Sends a lease request to every other ring member and votes for itself.
+    /// Sends a lease request to every other machine and votes for itself.
     fn new_round(&mut self, out: &mut Out<Self>) -> Round {
         self.round += 1;
         let now = out.now();
-        let mut round = Round::new(self.round, now, self.majority_voters());
+        let mut round = Round::new(self.round, now, self.cluster_size.max(1));
         let mine = self.grants.request(self.me, self.round, now);
         round.answer(self.me, mine);
-        self.broadcast(Msg::LeaseRequest { round: self.round }, out);
+        self.to_voters(Msg::LeaseRequest { round: self.round }, out);
         out.timer(
             self.t.ack_timeout,
             Timer::RoundTimeout { round: self.round },
@@ -726,10 +830,21 @@ impl TokenRing {
         match &mut self.cs {
             Cs::Acquiring(r) => match r.outcome() {
                 Outcome::Pending => {}
+                Outcome::Won if r.sent_at + self.t.lease <= now => {
+                    // The majority came too late: the lease it grants is
+                    // over already (a slow network, or a paused process).
+                    // Never enter on an expired lease; ask again.
+                    self.cs = Cs::Idle;
+                    self.release(out);
+                    self.reacquire_later(out);
+                }
                 Outcome::Won => {
                     let lease_until = r.sent_at + self.t.lease;
                     let round = r.id;
-                    let hop = self.best.map_or(0, |(_, h)| h);
+                    let (generation, hop) = match self.best {
+                        Some((g, h)) => (g, h),
+                        None => (self.mint(None), 0),
+                    };
                     self.cs = Cs::In {
                         hop,
                         lease_until,
@@ -737,6 +852,8 @@ impl TokenRing {
                     };
                     out.note(Note::CsEnter {
                         hop,
+                        generation,
+                        round,
                         lease_left: lease_until.saturating_sub(now),
                     });
                     out.timer(self.t.renew_every(), Timer::Renew { round });
@@ -756,7 +873,9 @@ impl TokenRing {
             } => match r.outcome() {
                 Outcome::Pending => {}
                 Outcome::Won => {
-                    *lease_until = r.sent_at + self.t.lease;
+                    // `lapse` has run first, so the lease is still valid
+                    // now: the new votes continue it without a gap.
+                    *lease_until = (*lease_until).max(r.sent_at + self.t.lease);
                     let until = *lease_until;
                     out.note(Note::LeaseRenewed {
                         lease_left: until.saturating_sub(now),
@@ -782,16 +901,28 @@ impl TokenRing {
         self.release(out);
         if !self.warned_majority {
             self.warned_majority = true;
-            out.note(Note::WaitingForMajority { granted, need });
+            out.note(Note::WaitingForMajority {
+                granted,
+                need,
+                voters: self.cluster_size,
+            });
         }
         let ms = self.rng.random_range(50..250);
         out.timer(Duration::from_millis(ms), Timer::Reacquire { round });
     }
 
+    fn reacquire_later(&mut self, out: &mut Out<Self>) {
+        let ms = self.rng.random_range(50..250);
+        out.timer(
+            Duration::from_millis(ms),
+            Timer::Reacquire { round: self.round },
+        );
+    }
+
     /// Frees every vote given for our latest round.
     fn release(&mut self, out: &mut Out<Self>) {
         self.grants.release(self.me, self.round);
-        self.broadcast(Msg::LeaseRelease { round: self.round }, out);
+        self.to_voters(Msg::LeaseRelease { round: self.round }, out);
     }
 
     fn on_round_timeout(&mut self, id: u64, out: &mut Out<Self>) {
@@ -825,7 +956,11 @@ impl TokenRing {
         out.timer(self.t.renew_every(), Timer::Renew { round: id });
     }
 
-    fn on_lease_expiry(&mut self, out: &mut Out<Self>) {
+    /// If the lease has run out, the section is over, and it ended at the
+    /// lease's end however late this node finds out (it may have been
+    /// paused, or its timer late). Runs before anything else a node does,
+    /// so nothing it does after the lease end counts as inside.
+    fn lapse(&mut self, out: &mut Out<Self>) {
         let now = out.now();
         if let Cs::In {
             lease_until, hop, ..
@@ -833,15 +968,14 @@ impl TokenRing {
             && now >= lease_until
         {
             self.cs = Cs::Idle;
-            out.note(Note::CsExit { hop, forced: true });
+            out.note(Note::CsLost {
+                hop,
+                late: now - lease_until,
+            });
             self.release(out);
             // The user still wants in: try again while we have the token.
             if self.holding.is_some() {
-                let ms = self.rng.random_range(50..250);
-                out.timer(
-                    Duration::from_millis(ms),
-                    Timer::Reacquire { round: self.round },
-                );
+                self.reacquire_later(out);
             }
         }
     }
@@ -859,7 +993,9 @@ impl TokenRing {
         }
         self.want_cs = true;
         self.warned_majority = false;
-        out.note(Note::LockRequested);
+        out.note(Note::LockRequested {
+            no_token: self.best.is_none(),
+        });
         if self.holding.is_some() {
             self.hold_seq += 1;
             out.timer(self.t.beacon_interval, Timer::Beacon { seq: self.hold_seq });
@@ -871,7 +1007,7 @@ impl TokenRing {
         if let Cs::In { hop, .. } = self.cs {
             self.want_cs = false;
             self.cs = Cs::Idle;
-            out.note(Note::CsExit { hop, forced: false });
+            out.note(Note::CsExit { hop });
             self.release(out);
             self.pass(out);
         } else if self.want_cs {
@@ -896,11 +1032,13 @@ impl TokenRing {
             generation: self.best.map(|(g, _)| g),
             hop: self.best.map_or(0, |(_, h)| h),
             holding: self.holding.is_some(),
+            last_holder: self.last_holder,
             in_cs: self.in_cs(),
             waiting: self.want_cs && !self.in_cs(),
             last_seen_ago: self.last_sighting.map(|t| now.saturating_sub(t)),
-            suspects: self.suspects.keys().copied().collect(),
+            suspects: self.suspects.iter().copied().collect(),
             lease_granted_to: self.grants.holder(now),
+            voters: self.cluster_size,
         }));
     }
 }
@@ -922,6 +1060,9 @@ impl Protocol for TokenRing {
     }
 
     fn on_message(&mut self, from: NodeId, msg: Msg, out: &mut Out<Self>) {
+        self.lapse(out);
+        // Anything from a node skipped as down shows it is back.
+        self.unsuspect(from, out);
         match msg {
             Msg::Token { token, ack } => self.on_token(from, token, ack, out),
             Msg::TokenAck { generation, hop } => self.on_ack(from, generation, hop, out),
@@ -929,8 +1070,26 @@ impl Protocol for TokenRing {
             Msg::Discover {
                 origin,
                 attempt,
+                walk,
                 ring,
-            } => self.on_discover(origin, attempt, ring, out),
+                newest,
+            } => self.on_discover(
+                Walk {
+                    origin,
+                    attempt,
+                    walk,
+                    ring,
+                    newest,
+                },
+                out,
+            ),
+            Msg::Walked {
+                attempt,
+                hops,
+                at,
+                next,
+            } => self.on_walked(attempt, hops, at, next),
+            Msg::Probe => out.send(from, Msg::Rejoin),
             Msg::LeaseRequest { round } => {
                 let now = out.now();
                 let granted = self.grants.request(from, round, now);
@@ -938,11 +1097,12 @@ impl Protocol for TokenRing {
             }
             Msg::LeaseReply { round, granted } => self.on_lease_reply(from, round, granted, out),
             Msg::LeaseRelease { round } => self.grants.release(from, round),
-            Msg::Rejoin => self.unsuspect(from, out),
+            Msg::Rejoin => {}
         }
     }
 
     fn on_timer(&mut self, timer: Timer, out: &mut Out<Self>) {
+        self.lapse(out);
         match timer {
             Timer::Pass { seq } if seq == self.hold_seq => self.pass(out),
             Timer::AckCheck => self.on_ack_check(out),
@@ -957,18 +1117,11 @@ impl Protocol for TokenRing {
             Timer::Watchdog { seq } => self.on_watchdog(seq, out),
             Timer::RoundTimeout { round } => self.on_round_timeout(round, out),
             Timer::Renew { .. } => self.on_renew(out),
-            Timer::LeaseExpiry => self.on_lease_expiry(out),
+            // (`lapse` above has done the work.)
+            Timer::LeaseExpiry => {}
+            Timer::Probe => self.on_probe_timer(out),
             Timer::Discover { attempt } if self.discovering == Some(attempt) => {
-                self.discovering = None;
-                if self.walks_left > 0 {
-                    self.walks_left -= 1;
-                    self.walk(out);
-                } else {
-                    out.note(Note::StartFailed {
-                        origin: self.me,
-                        next: self.next,
-                    });
-                }
+                self.on_discover_timeout(out)
             }
             Timer::Reacquire { round }
                 if round == self.round && self.want_cs && self.holding.is_some() =>
@@ -980,6 +1133,7 @@ impl Protocol for TokenRing {
     }
 
     fn on_command(&mut self, cmd: Cmd, out: &mut Out<Self>) {
+        self.lapse(out);
         match cmd {
             Cmd::Start => self.start(out),
             Cmd::Lock => self.lock(out),
@@ -991,10 +1145,11 @@ impl Protocol for TokenRing {
     /// Leaving on purpose: out of the critical section, votes released, and
     /// the token handed on now rather than lost with us.
     fn on_stop(&mut self, out: &mut Out<Self>) {
+        self.lapse(out);
         self.want_cs = false;
         match self.cs {
             Cs::In { hop, .. } => {
-                out.note(Note::CsExit { hop, forced: false });
+                out.note(Note::CsExit { hop });
                 self.release(out);
             }
             Cs::Acquiring(_) => self.release(out),
@@ -1005,11 +1160,11 @@ impl Protocol for TokenRing {
     }
 
     fn on_link(&mut self, peer: NodeId, up: bool, out: &mut Out<Self>) {
-        let now = out.now();
+        self.lapse(out);
         if up {
             self.unsuspect(peer, out);
         } else if self.ring.contains(&peer) {
-            self.suspect(peer, now, out);
+            self.suspect(peer, out);
             if let Some(f) = self.in_flight.take_if(|f| f.to == peer) {
                 self.reroute(f, out);
             }

@@ -42,9 +42,25 @@ pub enum Msg {
     Discover {
         origin: NodeId,
         attempt: u64,
+        /// The `start` this walk belongs to (its retries share it).
+        walk: u64,
         ring: Vec<NodeId>,
+        /// The newest generation seen on the way: the new token goes above it.
+        newest: Option<Gen>,
     },
-    /// Asks for (or renews) a lease on the critical section.
+    /// To the walk's origin: the walk reached `at`, which sent it to `next`.
+    /// (`hops`: the walk's length at `at`.)
+    Walked {
+        attempt: u64,
+        hops: u64,
+        at: NodeId,
+        next: NodeId,
+    },
+    /// "Are you there?" to a node skipped as down (any answer, or the link
+    /// coming up, brings it back into the ring).
+    Probe,
+    /// Asks for (or renews) a lease on the critical section. Every node of
+    /// the machines file votes, in the ring or not.
     LeaseRequest {
         round: u64,
     },
@@ -72,6 +88,8 @@ impl Msg {
             Msg::LeaseReply { .. } => "lease_reply",
             Msg::LeaseRelease { .. } => "lease_release",
             Msg::Rejoin => "rejoin",
+            Msg::Walked { .. } => "walked",
+            Msg::Probe => "probe",
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Workload {
     nodes: Vec<NodeId>,
     down: BTreeSet<NodeId>,
     started: bool,
+    /// Later `start`s (ring changes) not yet done: (node, when).
+    starts: Vec<(NodeId, Duration)>,
 }
 
 /// A command to run at an absolute time.
@@ -41,6 +43,7 @@ impl Workload {
             nodes: Vec::new(),
             down: BTreeSet::new(),
             started: false,
+            starts: Vec::new(),
         }
     }
 
@@ -67,6 +70,13 @@ impl Workload {
         plan
     }
 
+    /// A `start` on `node` at `at` (a ring change), typed again if the node
+    /// was down then, until it has started a token.
+    pub fn later_start(&mut self, node: NodeId, at: Duration) -> Planned {
+        self.starts.push((node, at));
+        (at, node, Cmd::Start)
+    }
+
     /// What the workload does next after something happened at `now`.
     pub fn react(&mut self, now: Duration, h: &Happening<Note>) -> Vec<Planned> {
         match h {
@@ -75,12 +85,12 @@ impl Workload {
                 let hold = self.rng.random_range(lo..=hi);
                 vec![(now + hold, *n, Cmd::Unlock)]
             }
-            Happening::Note(n, Note::CsExit { forced: false, .. })
-            | Happening::Note(n, Note::LockCancelled) => {
+            Happening::Note(n, Note::CsExit { .. }) | Happening::Note(n, Note::LockCancelled) => {
                 self.next_lock(now, *n).into_iter().collect()
             }
-            Happening::Note(_, Note::TokenStarted { .. }) => {
+            Happening::Note(n, Note::TokenStarted { .. }) => {
                 self.started = true;
+                self.starts.retain(|(m, _)| m != n);
                 Vec::new()
             }
             // A person would try again.
@@ -102,7 +112,8 @@ impl Workload {
                 self.down.remove(n);
                 let from = now + self.first_lock_after;
                 let mut plan: Vec<Planned> = self.next_lock(from, *n).into_iter().collect();
-                if !self.started {
+                let missed = self.starts.iter().any(|(m, at)| m == n && *at <= now);
+                if !self.started || missed {
                     plan.push((from, *n, Cmd::Start));
                 }
                 plan

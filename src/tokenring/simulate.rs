@@ -22,11 +22,17 @@ use crate::sim::{FaultArgs, Happening, NetArgs, Sim, Traffic};
 
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Faults:\n  \
---crash l2@5s --restart l2@8s            kill l2 at 5s (state lost), restart it at 8s\n  \
---partition 'l1,l2|l3,l4,l5@4s-9s'       cut l1,l2 from l3,l4,l5 from 4s, heal at 9s\n  \
---partition 'l1@4s-9s'                   isolate l1 from everyone else\n\
-Latency: 2ms (constant), 1ms..10ms (uniform), exp:2ms or exp:1ms+2ms (exponential with that mean, after a floor).\n\
-Nodes are l1..lN; the ring is l1 -> l2 -> ... -> lN -> l1. The same seed gives the same run, byte for byte.")]
+--crash l2@5s --restart l2@8s       kill l2 at 5s (state lost), restart it at 8s\n  \
+--partition 'l1,l2|l3,l4,l5@4s-9s'  cut l1,l2 from l3,l4,l5 from 4s, heal at 9s\n  \
+--partition 'l1@4s-9s'              isolate l1 from everyone else\n\
+Ring changes:\n  \
+--next l3=l1        l3's next is l1 (so l4, l5 start outside the ring)\n  \
+--rewire l3@5s:l4   l3 restarts at 5s with next l4\n  \
+--start l4@7s       l4 walks its ring and starts a token\n\
+Latency: 2ms (constant), 1ms..10ms (uniform), exp:2ms or exp:1ms+2ms\n\
+(exponential with that mean, after a floor).\n\
+Nodes are l1..lN; each node's next is the following one (lN's is l1) unless\n\
+--next says otherwise. The same seed gives the same run, byte for byte.")]
 pub struct SimArgs {
     /// Number of nodes (l1..lN)
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -47,9 +53,94 @@ pub struct SimArgs {
     /// Token hop delay of every node
     #[arg(long, default_value = "5ms", value_parser = crate::duration::parse)]
     pub hop_delay: Duration,
+    /// How long a node stays in the critical section: 50ms, or a range 20ms..200ms
+    #[arg(long, default_value = "20ms..200ms", value_name = "DURATION")]
+    pub hold: String,
+    /// A node's next other than the default ring order: A=B,C=D (repeatable)
+    #[arg(long, value_delimiter = ',', value_name = "NODE=NEXT")]
+    pub next: Vec<String>,
+    /// Kill a node and restart it at once with another next: NODE@TIME:NEXT (repeatable)
+    #[arg(long, value_name = "NODE@TIME:NEXT")]
+    pub rewire: Vec<String>,
+    /// Type `start` on a node (besides l1 at the beginning): NODE@TIME (repeatable)
+    #[arg(long, value_name = "NODE@TIME")]
+    pub start: Vec<String>,
     /// Write all nodes' events (virtual t_us) as JSON lines to FILE
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+}
+
+fn parse_hold(s: &str) -> Result<(Duration, Duration), String> {
+    let d = |x: &str| crate::duration::parse(x).map_err(|e| format!("--hold {s:?}: {e}"));
+    match s.split_once("..") {
+        Some((lo, hi)) if d(lo)? <= d(hi)? => Ok((d(lo)?, d(hi)?)),
+        Some(_) => Err(format!(
+            "--hold {s:?}: the upper bound is below the lower one"
+        )),
+        None => Ok((d(s)?, d(s)?)),
+    }
+}
+
+/// Who is whose next, over time: the initial pointers and the rewires.
+#[derive(Clone, Debug)]
+struct Wiring {
+    initial: Vec<NodeId>,
+    rewires: Vec<(NodeId, Duration, NodeId)>,
+    starts: Vec<(NodeId, Duration)>,
+}
+
+impl Wiring {
+    fn parse(c: &Cluster, a: &SimArgs) -> Result<Wiring, String> {
+        let n = c.len() as u32;
+        let mut initial: Vec<NodeId> = (0..n).map(|i| NodeId((i + 1) % n)).collect();
+        let node = |s: &str, flag: &str, whole: &str| {
+            c.require(s.trim())
+                .map_err(|e| format!("{flag} {whole:?}: {e}"))
+        };
+        for spec in &a.next {
+            let (from, to) = spec
+                .split_once('=')
+                .ok_or_else(|| format!("--next {spec:?}: write NODE=NEXT, e.g. l3=l1"))?;
+            initial[node(from, "--next", spec)?.index()] = node(to, "--next", spec)?;
+        }
+        let at = |spec: &str, flag: &str| -> Result<(NodeId, Duration, String), String> {
+            let (who, rest) = spec
+                .split_once('@')
+                .ok_or_else(|| format!("{flag} {spec:?}: write NODE@TIME..."))?;
+            let (time, tail) = rest.split_once(':').unwrap_or((rest, ""));
+            let t = crate::duration::parse(time).map_err(|e| format!("{flag} {spec:?}: {e}"))?;
+            Ok((node(who, flag, spec)?, t, tail.to_string()))
+        };
+        let mut rewires = Vec::new();
+        for spec in &a.rewire {
+            let (who, t, next) = at(spec, "--rewire")?;
+            if next.is_empty() {
+                return Err(format!(
+                    "--rewire {spec:?}: write NODE@TIME:NEXT, e.g. l3@5s:l4"
+                ));
+            }
+            rewires.push((who, t, node(&next, "--rewire", spec)?));
+        }
+        let mut starts = Vec::new();
+        for spec in &a.start {
+            let (who, t, _) = at(spec, "--start")?;
+            starts.push((who, t));
+        }
+        Ok(Wiring {
+            initial,
+            rewires,
+            starts,
+        })
+    }
+
+    /// `me`'s next for a life that begins at `now`.
+    fn next_of(&self, me: NodeId, now: Duration) -> NodeId {
+        self.rewires
+            .iter()
+            .filter(|(n, t, _)| *n == me && *t <= now)
+            .max_by_key(|(_, t, _)| *t)
+            .map_or(self.initial[me.index()], |(_, _, next)| *next)
+    }
 }
 
 pub struct SimSummary {
@@ -70,8 +161,10 @@ pub fn simulate(a: &SimArgs) -> Result<SimSummary, CliError> {
         ..Timing::default()
     };
     let lease = timing.lease;
-    let mut sim = Sim::new(cluster, net, a.seed, move |me, rng, _| {
-        TokenRing::new(me, NodeId((me.0 + 1) % n), n as usize, timing.clone(), rng)
+    let wiring = Wiring::parse(&cluster, a)?;
+    let nexts = wiring.clone();
+    let mut sim = Sim::new(cluster, net, a.seed, move |me, rng, now| {
+        TokenRing::new(me, nexts.next_of(me, now), n as usize, timing.clone(), rng)
     });
     if let Some(path) = &a.events {
         sim.log_to(EventLog::create(path).map_err(|source| CliError::File {
@@ -80,12 +173,31 @@ pub fn simulate(a: &SimArgs) -> Result<SimSummary, CliError> {
         })?);
     }
     faults.apply(&mut sim);
+    for &(node, at, _) in &wiring.rewires {
+        sim.crash_at(at, node);
+        sim.restart_at(at, node);
+    }
     let mut workload = Workload::new(a.seed, a.duration, lease);
+    workload.hold = parse_hold(&a.hold)?;
+    for &(node, at) in &wiring.starts {
+        let (at, node, cmd) = workload.later_start(node, at);
+        sim.command_at(at, node, cmd);
+    }
     let ids: Vec<NodeId> = sim.cluster().ids().collect();
     for (at, node, cmd) in workload.begin(&ids) {
         sim.command_at(at, node, cmd);
     }
-    let end = a.duration.max(faults.last()) + a.settle;
+    let last_change = wiring
+        .rewires
+        .iter()
+        .map(|r| r.1)
+        .chain(wiring.starts.iter().map(|s| s.1))
+        .max();
+    let end = a
+        .duration
+        .max(faults.last())
+        .max(last_change.unwrap_or_default())
+        + a.settle;
     let mut check = TokenRingCheck::default();
     let mut hops = 0;
     sim.run_until(end, |sim, h| {
@@ -129,8 +241,11 @@ impl Run for SimArgs {
 }
 
 /// A random faulty scenario for seed `seed`: 3-6 nodes, a random network
-/// (latency, loss, duplication), one or two crash/restart pairs and
-/// sometimes a partition of a minority, all over by 12 s.
+/// (latency, loss, duplication), one or two crash/restart pairs, sometimes
+/// a partition of a minority, and sometimes a ring change (the ring starts
+/// as l1..lK with the other nodes outside; lK is restarted with next
+/// l(K+1) and l(K+1) types `start`, while l1..lK may be inside), and
+/// sometimes a pause of one node (SIGSTOP/SIGCONT), all over by 12 s.
 pub fn scenario(seed: u64) -> Vec<String> {
     let mut r = Rng::seed_from_u64(seed);
     let nodes = r.random_range(3..=6usize);
@@ -159,6 +274,22 @@ pub fn scenario(seed: u64) -> Vec<String> {
         a.flag(
             "--partition",
             format!("{}|{}@{from}ms-{to}ms", side_a.join(","), side_b.join(",")),
+        );
+    }
+    if nodes >= 3 && r.random_bool(0.35) {
+        let k = r.random_range(2..nodes);
+        let at = r.random_range(2_000..7_000u64);
+        let start = at + r.random_range(0..3_000u64);
+        a.flag("--next", format!("l{k}=l1"))
+            .flag("--rewire", format!("l{k}@{at}ms:l{}", k + 1))
+            .flag("--start", format!("l{}@{start}ms", k + 1));
+    }
+    if r.random_bool(0.3) {
+        a.random_pause(
+            &mut r,
+            nodes,
+            (Duration::from_secs(1), Duration::from_secs(8)),
+            Duration::from_secs(4),
         );
     }
     a.0

@@ -65,12 +65,28 @@ impl Wire for Msg {
             Msg::Discover {
                 origin,
                 attempt,
+                walk,
                 ring,
+                newest,
             } => Kind::Discover(pb::Discover {
                 origin: name(c, *origin),
                 attempt: *attempt,
                 ring: names(c, ring),
+                walk: *walk,
+                newest: newest.map(|g| gen_to(c, g)),
             }),
+            Msg::Walked {
+                attempt,
+                hops,
+                at,
+                next,
+            } => Kind::Walked(pb::Walked {
+                attempt: *attempt,
+                hops: *hops,
+                at: name(c, *at),
+                next: name(c, *next),
+            }),
+            Msg::Probe => Kind::Probe(pb::Probe {}),
             Msg::LeaseRequest { round } => Kind::LeaseRequest(pb::LeaseRequest { round: *round }),
             Msg::LeaseReply { round, granted } => Kind::LeaseReply(pb::LeaseReply {
                 round: *round,
@@ -97,8 +113,20 @@ impl Wire for Msg {
             Kind::Discover(d) => Msg::Discover {
                 origin: id(c, &d.origin)?,
                 attempt: d.attempt,
+                walk: d.walk,
                 ring: ids(c, &d.ring)?,
+                newest: match d.newest {
+                    Some(g) => Some(gen_from(c, Some(g))?),
+                    None => None,
+                },
             },
+            Kind::Walked(w) => Msg::Walked {
+                attempt: w.attempt,
+                hops: w.hops,
+                at: id(c, &w.at)?,
+                next: id(c, &w.next)?,
+            },
+            Kind::Probe(_) => Msg::Probe,
             Kind::LeaseRequest(r) => Msg::LeaseRequest { round: r.round },
             Kind::LeaseReply(r) => Msg::LeaseReply {
                 round: r.round,
@@ -143,8 +171,17 @@ mod tests {
             Msg::Discover {
                 origin: NodeId(1),
                 attempt: 2,
+                walk: 1,
                 ring: vec![NodeId(1), NodeId(2)],
+                newest: Some(g),
             },
+            Msg::Walked {
+                attempt: 2,
+                hops: 2,
+                at: NodeId(0),
+                next: NodeId(2),
+            },
+            Msg::Probe,
             Msg::LeaseRequest { round: 4 },
             Msg::LeaseReply {
                 round: 4,
