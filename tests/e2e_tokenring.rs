@@ -114,6 +114,28 @@ fn three_nodes_pass_the_token_and_take_turns_in_the_critical_section() {
         lines[0].contains(" b hop ") && lines[1].contains(" c hop "),
         "{log}"
     );
+    // Each line carries a fencing token: generation, hop and lease round,
+    // compared in that order; it grows from one entry to the next.
+    let token = |line: &str| -> (String, u64, u64) {
+        let w: Vec<&str> = line.split(' ').collect();
+        let at = |k: &str| {
+            w.iter()
+                .position(|x| *x == k)
+                .map(|i| w[i + 1])
+                .expect(line)
+        };
+        (
+            at("generation").to_string(),
+            at("hop").parse().expect(line),
+            at("round").parse().expect(line),
+        )
+    };
+    let (g0, h0, _) = token(lines[0]);
+    let (g1, h1, _) = token(lines[1]);
+    assert_eq!(g0, g1, "{log}");
+    assert!(g0.ends_with("@a"), "{log}");
+    assert!(h1 > h0, "{log}");
+    assert!(lines.iter().all(|l| l.contains(" lease-until ")), "{log}");
     let (code, out) = ring.check();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("mutual exclusion: OK"), "{out}");
@@ -366,4 +388,82 @@ fn quitting_inside_the_critical_section_hands_the_token_on() {
     }
     let (code, out) = ring.check();
     assert_eq!(code, 0, "{out}");
+}
+
+fn signal(p: &Proc, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &p.pid().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {}", p.name);
+}
+
+/// Issue 8.2: the holder is stopped (SIGSTOP) inside the critical section
+/// for longer than its lease. The next node gets in once the lease has
+/// run out; the stopped node, continued, says it LOST the section, logs
+/// `cs_lost` at its lease end, and the checker agrees: no overlap.
+#[test]
+fn a_holder_stopped_past_its_lease_loses_the_section_and_the_log_agrees() {
+    let mut ring = Ring::start("paused", &["a", "b", "c"], "20ms");
+    for n in &ring.nodes {
+        n.expect("Type `help`", 10);
+    }
+    ring.nodes[0].send("start");
+    ring.nodes[1].expect("token ", 10);
+    ring.nodes[0].send("lock");
+    ring.nodes[0].expect("entered the critical section", 15);
+    signal(&ring.nodes[0], "-STOP");
+    ring.nodes[1].send("lock");
+    ring.nodes[1].expect("entered the critical section", 20);
+    signal(&ring.nodes[0], "-CONT");
+    ring.nodes[0].expect("LOST the critical section", 10);
+    ring.nodes[1].send("unlock");
+    ring.nodes[1].expect("left the critical section", 5);
+    // a takes part again: it can lock once more.
+    ring.nodes[0].send("lock");
+    ring.nodes[0].expect_n("entered the critical section", 2, 20);
+    ring.nodes[0].send("unlock");
+    for n in &mut ring.nodes {
+        n.send("quit");
+        n.wait_exit(10);
+    }
+    let a_events = std::fs::read_to_string(ring.dir.join("a.jsonl")).unwrap();
+    assert!(a_events.contains("\"cs_lost\""), "{a_events}");
+    let (code, out) = ring.check();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("a lost the critical section"), "{out}");
+    assert!(out.contains("mutual exclusion: OK"), "{out}");
+}
+
+/// Issue 7.11: `start` while a node of the ring is not running says what
+/// it is trying while it tries, and the failure names the node that did
+/// not pass the walk on.
+#[test]
+fn start_with_a_ring_node_not_running_names_it() {
+    let dir = temp_dir("start-missing");
+    machines(&dir, &["a", "b", "c"]);
+    let names = ["a", "b", "c"];
+    let mut a = spawn_node(&dir, &names, 0, "20ms");
+    let mut b = spawn_node(&dir, &names, 1, "20ms");
+    a.expect("Type `help`", 10);
+    b.expect("Type `help`", 10);
+    a.send("start");
+    a.expect("walking the ring from here to b", 5);
+    a.expect(
+        "it reached b, whose next is c, and went no further (c is not running",
+        20,
+    );
+    a.expect("start failed", 30);
+    let failed = a
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("start failed"))
+        .unwrap_or_default();
+    assert!(failed.contains("c is not running"), "{failed}");
+    // Without b either, the first hop is named.
+    b.kill9();
+    a.send("start");
+    a.expect("did not get past the first hop: b (this node's next)", 30);
+    a.send("quit");
+    assert_eq!(a.wait_exit(10), Some(0));
 }

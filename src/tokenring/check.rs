@@ -34,6 +34,7 @@ pub struct TokenRingCheck {
     entries: BTreeMap<String, u64>,
     regenerations: u64,
     reroutes: u64,
+    lost: Vec<(String, u64, u64)>,
     lock_waits_us: Vec<u64>,
     events_lost: u64,
 }
@@ -45,6 +46,9 @@ pub struct TokenRingReport {
     pub regenerations: u64,
     /// Passes routed around a node that did not take the token.
     pub reroutes: u64,
+    /// Sections a node found its lease had run out on (paused, cut off):
+    /// (node, lease end in µs, how late it noticed in µs).
+    pub lost: Vec<(String, u64, u64)>,
     pub violations: Vec<(Interval, Interval)>,
     /// Locks never granted: (node, requested at).
     pub pending: Vec<(String, u64)>,
@@ -136,7 +140,9 @@ impl Checker for TokenRingCheck {
             }
             Entry::Algo(Event::CsExit { .. }) => self.exit(node, t, End::Logged),
             Entry::Algo(Event::CsLost { late_us, .. }) => {
-                self.exit(node, t.saturating_sub(*late_us), End::LeaseEnd)
+                let end = t.saturating_sub(*late_us);
+                self.lost.push((node.to_string(), end, *late_us));
+                self.exit(node, end, End::LeaseEnd)
             }
             Entry::Algo(Event::TokenRegenerated { .. }) => self.regenerations += 1,
             Entry::Algo(Event::TokenRerouted { .. }) => self.reroutes += 1,
@@ -167,6 +173,7 @@ impl Checker for TokenRingCheck {
             entries: self.entries,
             regenerations: self.regenerations,
             reroutes: self.reroutes,
+            lost: self.lost,
             pending,
             lock_waits_us: self.lock_waits_us,
             events_lost: self.events_lost,
@@ -212,6 +219,13 @@ impl Report for TokenRingReport {
             "token regenerations (no token seen for the loss timeout): {}; passes routed around a node that did not take the token: {}",
             self.regenerations, self.reroutes
         );
+        for (n, end, late) in &self.lost {
+            let _ = writeln!(
+                s,
+                "{n} lost the critical section: its lease ended at t={end}us and it noticed {:.3}s later (paused or cut off); its interval ends at the lease end",
+                *late as f64 / 1e6
+            );
+        }
         if self.events_lost > 0 {
             let _ = writeln!(
                 s,

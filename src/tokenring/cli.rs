@@ -20,7 +20,7 @@ use crate::registry::Run;
 use crate::ui::commands::Commands;
 use crate::ui::console::Console;
 use crate::ui::input::Stdin;
-use crate::ui::prompt::{Asked, ask_node};
+use crate::ui::prompt::{Asked, ask_node, ask_own_name};
 use crate::ui::shell::{Session, command_loop};
 
 #[derive(Args, Debug)]
@@ -42,7 +42,8 @@ pub struct NodeArgs {
     /// How long a node keeps the token before passing it on (0ms for speed)
     #[arg(long, default_value = "1s", value_parser = crate::duration::parse, value_name = "DURATION")]
     pub hop_delay: Duration,
-    /// Append one line (time, node, token hop) to FILE on each critical-section entry
+    /// Append a line to FILE on each critical-section entry: time, node, hop,
+    /// and the fencing token (generation G@minter, lease round) with the lease's end
     #[arg(long, value_name = "FILE")]
     pub cs_log: Option<PathBuf>,
     /// Write events as JSON lines to FILE (for `dsys check tokenring`)
@@ -117,7 +118,7 @@ async fn resolve_names(
     }
     let me = match me {
         Some(m) => m,
-        None => match ask_node(input, c, "this node's name", None).await {
+        None => match ask_own_name(input, c).await {
             Asked::Answer(m) => m,
             _ => return Ok(None),
         },
@@ -148,9 +149,24 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
         let (c, console, links, quiet) = (cluster.clone(), console.clone(), links.clone(), a.quiet);
         let my_name = cluster.name(me).to_string();
         move |note: &Note, out: &mut dyn Write| {
-            if let (Note::CsEnter { hop, .. }, Some(f)) = (note, cs_log.as_mut()) {
-                let now = humantime::format_rfc3339_micros(std::time::SystemTime::now());
-                let _ = writeln!(f, "{now} {my_name} hop {hop}");
+            if let (
+                Note::CsEnter {
+                    hop,
+                    generation,
+                    round,
+                    lease_left,
+                },
+                Some(f),
+            ) = (note, cs_log.as_mut())
+            {
+                let now = std::time::SystemTime::now();
+                let _ = writeln!(
+                    f,
+                    "{} {my_name} hop {hop} generation {} round {round} lease-until {}",
+                    humantime::format_rfc3339_micros(now),
+                    super::note::gen_str(&c, *generation),
+                    humantime::format_rfc3339_micros(now + *lease_left),
+                );
             }
             if quiet && matches!(note, Note::Token { .. }) {
                 return;

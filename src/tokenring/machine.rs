@@ -1378,6 +1378,33 @@ mod tests {
     }
 
     #[test]
+    fn votes_that_arrive_after_the_lease_window_never_let_a_node_in() {
+        let mut r = started();
+        r.step(A, |m, out| m.on_command(Cmd::Lock, out));
+        // The grants come back only once the lease window counted from
+        // the request has passed (a slow network, or A was paused).
+        r.now += Timing::default().lease + Duration::from_millis(1);
+        let mut released = false;
+        while let Some((from, to, msg)) = r.wire.pop_front() {
+            released |= from == A && matches!(msg, Msg::LeaseRelease { .. });
+            r.step(to, |m, out| m.on_message(from, msg, out));
+        }
+        assert!(!r.m[0].in_cs(), "{:?}", r.notes_of(A));
+        assert!(
+            !r.notes_of(A)
+                .iter()
+                .any(|n| matches!(n, Note::CsEnter { .. })),
+            "entered on an expired lease: {:?}",
+            r.notes_of(A)
+        );
+        // The votes are handed back, and A tries again later.
+        assert!(released, "the late votes were kept");
+        r.fire(A, |t| matches!(t, Timer::Reacquire { .. }));
+        r.deliver_all();
+        assert!(r.m[0].in_cs(), "{:?}", r.notes_of(A));
+    }
+
+    #[test]
     fn an_unacked_token_is_rerouted_as_a_new_generation() {
         let mut r = started();
         r.fire(A, |t| matches!(t, Timer::Pass { .. }));

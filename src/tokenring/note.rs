@@ -122,7 +122,8 @@ fn names(c: &Cluster, ids: &[NodeId]) -> Vec<String> {
     ids.iter().map(|&i| c.name(i).to_string()).collect()
 }
 
-fn walk_text(c: &Cluster, reached: Option<(NodeId, NodeId)>) -> String {
+/// How far a ring walk got; `my_next` is the walking node's next.
+fn walk_text(c: &Cluster, my_next: NodeId, reached: Option<(NodeId, NodeId)>) -> String {
     match reached {
         Some((at, next)) => format!(
             "it reached {}, whose next is {}, and went no further ({} is not running, not reachable, or not passing it on)",
@@ -130,7 +131,11 @@ fn walk_text(c: &Cluster, reached: Option<(NodeId, NodeId)>) -> String {
             c.name(next),
             c.name(next)
         ),
-        None => "it did not get past the first hop".into(),
+        None => format!(
+            "it did not get past the first hop: {} (this node's next) did not pass it on ({} is not running, not reachable, or has no --next yet)",
+            c.name(my_next),
+            c.name(my_next)
+        ),
     }
 }
 
@@ -226,16 +231,19 @@ impl crate::node::Note for Note {
                 attempt,
                 tries,
                 reached,
-            } => match reached {
-                None => format!(
-                    "walking the ring from here to {} and on along each node's --next (try {attempt} of {tries})",
-                    c.name(*next)
-                ),
-                Some(_) => format!(
-                    "the ring walk did not come back: {}; trying again ({attempt} of {tries})",
-                    walk_text(c, *reached)
-                ),
-            },
+            } => {
+                if *attempt <= 1 {
+                    format!(
+                        "walking the ring from here to {} and on along each node's --next (try {attempt} of {tries})",
+                        c.name(*next)
+                    )
+                } else {
+                    format!(
+                        "the ring walk did not come back: {}; trying again ({attempt} of {tries})",
+                        walk_text(c, *next, *reached)
+                    )
+                }
+            }
             Note::StartFailed {
                 origin,
                 next,
@@ -245,7 +253,7 @@ impl crate::node::Note for Note {
                 c.name(*origin),
                 c.name(*next),
                 c.name(*origin),
-                walk_text(c, *reached),
+                walk_text(c, *next, *reached),
                 c.name(*origin)
             ),
             Note::WalkLoop { origin } => format!(
