@@ -5,98 +5,27 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
+use common::tmux::Tmux;
 use common::{BIN, machines, temp_dir};
 
-struct Tmux {
-    session: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(args)
-            .output()
-            .expect("this test needs tmux (apt-get install tmux; .ci/run installs it)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn window(&self, name: &str, dir: &Path, node: &str) {
-        // Something on the screen before the UI starts must not stay there.
-        let cmd = format!("echo Killed; {BIN} multicast {node} --peers machines.txt");
-        let target = format!("{}:", self.session);
-        self.cmd(&[
-            "new-window",
-            "-d",
-            "-t",
-            &target,
-            "-n",
-            name,
-            "-c",
-            &dir.display().to_string(),
-            &cmd,
-        ]);
-    }
-
-    fn screen(&self, name: &str) -> String {
-        self.cmd(&[
-            "capture-pane",
-            "-p",
-            "-t",
-            &format!("{}:{name}", self.session),
-        ])
-    }
-
-    fn keys(&self, name: &str, keys: &[&str]) {
-        let target = format!("{}:{name}", self.session);
-        let mut args = vec!["send-keys", "-t", target.as_str()];
-        args.extend_from_slice(keys);
-        self.cmd(&args);
-    }
-
-    fn wait_for(&self, name: &str, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let s = self.screen(name);
-            if s.contains(needle) || Instant::now() > deadline {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.cmd(&["kill-session", "-t", &self.session]);
-    }
+/// A chat window for node `node` (something on the screen before the UI
+/// starts must not stay there).
+fn chat(t: &Tmux, dir: &Path, node: &str) {
+    t.window(
+        node,
+        dir,
+        &format!("echo Killed; {BIN} multicast {node} --peers machines.txt"),
+    );
 }
 
 #[test]
 fn two_chat_windows_see_each_other_and_ctrl_c_leaves_cleanly() {
     let dir = temp_dir("tui");
     machines(&dir, &["a", "b"]);
-    let t = Tmux {
-        session: format!("dsys-tui-{}", std::process::id()),
-    };
-    let d = dir.display().to_string();
-    t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        &t.session,
-        "-x",
-        "80",
-        "-y",
-        "16",
-        "-c",
-        &d,
-        "sleep 120",
-    ]);
-    t.window("a", &dir, "a");
-    t.window("b", &dir, "b");
+    let t = Tmux::new("tui", &dir, 80, 16);
+    chat(&t, &dir, "a");
+    chat(&t, &dir, "b");
     let s = t.wait_for("a", "b up");
     assert!(
         s.contains("messages, in total order") && s.contains("b up"),
@@ -156,34 +85,18 @@ fn two_chat_windows_see_each_other_and_ctrl_c_leaves_cleanly() {
     assert!(s.contains("│raft"), "the draft is kept:\n{s}");
     t.keys("b", &["C-u", "End", "BSpace", "BSpace", "BSpace", "BSpace"]);
     t.keys("b", &["C-d"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t
-        .cmd(&["list-windows", "-t", &t.session, "-F", "#W"])
-        .lines()
-        .any(|l| l == "b")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "b still running after Ctrl-D on an empty line"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        t.closed("b", 10),
+        "b still running after Ctrl-D on an empty line"
+    );
     let s = t.wait_for("a", "b DOWN");
     assert!(s.contains("b DOWN"), "{s}");
     // b comes back: a says so; Ctrl-C quits too.
-    t.window("b", &dir, "b");
+    chat(&t, &dir, "b");
     let s = t.wait_for("a", "b joined");
     assert!(s.contains("b joined"), "{s}");
     t.keys("b", &["C-c"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t.cmd(&["list-windows", "-t", &t.session]).contains(" b ")
-        || t.cmd(&["list-windows", "-t", &t.session, "-F", "#W"])
-            .lines()
-            .any(|l| l == "b")
-    {
-        assert!(Instant::now() < deadline, "b still running after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(t.closed("b", 10), "b still running after Ctrl-C");
     let s = t.wait_for("a", "b DOWN");
     assert!(s.contains("b DOWN"), "{s}");
 }

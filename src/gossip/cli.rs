@@ -22,7 +22,7 @@ use crate::registry::Run;
 use crate::ui::commands::{Commands, on_off};
 use crate::ui::console::Console;
 use crate::ui::input::Stdin;
-use crate::ui::prompt::{Asked, ask, node_answer};
+use crate::ui::prompt::{Asked, ask, node_answer, own_name_answer};
 use crate::ui::shell::{Session, command_loop};
 
 #[derive(Args, Debug)]
@@ -147,7 +147,7 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
     }
     let me = match &a.name {
         Some(n) => c.require(n)?,
-        None => match ask(&mut input, "this node's name", |s| node_answer(&c, s, None)).await {
+        None => match ask(&mut input, "this node's name", |s| own_name_answer(&c, s)).await {
             Asked::Answer(m) => m,
             Asked::End => {
                 return Err(CliError::usage(

@@ -22,7 +22,7 @@ use crate::node::{Note as _, Rng};
 use crate::registry::Run;
 use crate::ui::commands::{Commands, on_off};
 use crate::ui::input::Stdin;
-use crate::ui::prompt::{Asked, ask_node};
+use crate::ui::prompt::{Asked, ask_own_name};
 use crate::ui::shell::{Session, command_loop};
 
 #[derive(Args, Debug)]
@@ -113,7 +113,7 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
                 c.source().display(),
                 c.names().join(", ")
             );
-            match ask_node(&mut input, &c, "this node's name", None).await {
+            match ask_own_name(&mut input, &c).await {
                 Asked::Answer(m) => m,
                 _ => return Ok(()),
             }

@@ -59,6 +59,29 @@ pub async fn ask_node(
     ask(input, question, |a| node_answer(cluster, a, not)).await
 }
 
+/// Asks for this node's own name: a node of `cluster` whose port is free
+/// here (a busy port gets a message and the question again, instead of a
+/// node that exits after its name was typed).
+pub async fn ask_own_name(input: &mut Stdin, cluster: &Cluster) -> Asked<NodeId> {
+    ask(input, "this node's name", |a| own_name_answer(cluster, a)).await
+}
+
+/// Checks an answer naming this node: a known node whose address can be
+/// listened on.
+pub fn own_name_answer(cluster: &Cluster, a: &str) -> Result<NodeId, String> {
+    let id = node_answer(cluster, a, None)?;
+    let addr = cluster.addr(id);
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Ok(id),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
+            "{a}'s address {addr} is in use (is another node already running as {a}?); pick another name"
+        )),
+        Err(e) => Err(format!(
+            "cannot listen on {a}'s address {addr}: {e}; pick another name"
+        )),
+    }
+}
+
 /// Checks an answer naming a node.
 pub fn node_answer(
     cluster: &Cluster,

@@ -9,6 +9,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod tmux;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_dsys");
 
 /// A fresh directory under the target dir (kept for post-mortems).
