@@ -10,6 +10,7 @@ use clap::Args;
 use rand::{Rng as _, SeedableRng};
 
 use super::check::{OrderCheck, Report};
+use super::machine::MAX_TEXT;
 use super::{Cmd, Multicast, Note};
 use crate::check::{Checker, Report as _};
 use crate::cli::{CliError, Outcome};
@@ -51,6 +52,10 @@ pub struct SimArgs {
     /// Write all nodes' events (virtual t_us) as JSON lines to FILE
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// Fraction of messages that are big (0.5 to 1 MiB, up to the limit a
+    /// line may have): relays of several must still fit the frame limit
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub big: f64,
     /// Also fail (exit 1) when a message was not delivered everywhere (a
     /// node that crashed for good leaves messages waiting for it)
     #[arg(long)]
@@ -73,6 +78,12 @@ pub struct SimSummary {
 }
 
 pub fn simulate(o: &SimArgs) -> Result<SimSummary, CliError> {
+    if !(0.0..=1.0).contains(&o.big) {
+        return Err(CliError::usage(format!(
+            "--big {}: a fraction of the messages, from 0 to 1",
+            o.big
+        )));
+    }
     if !(o.rate > 0.0 && o.rate.is_finite())
         || o.rate * o.duration.as_secs_f64() * o.nodes as f64 > 1_000_000.0
     {
@@ -107,7 +118,13 @@ pub fn simulate(o: &SimArgs) -> Result<SimSummary, CliError> {
                 break;
             }
             i += 1;
-            sim.command_at(t, n, Cmd::Send(format!("{}-{i}", sim.cluster().name(n))));
+            let mut text = format!("{}-{i}", sim.cluster().name(n));
+            if o.big > 0.0 && rng.random_bool(o.big.min(1.0)) {
+                let size = rng.random_range(MAX_TEXT / 2..=MAX_TEXT);
+                text.push(' ');
+                text.extend(std::iter::repeat_n('x', size.saturating_sub(text.len())));
+            }
+            sim.command_at(t, n, Cmd::Send(text));
         }
     }
     let end = o.duration.max(faults.last()) + o.settle;
@@ -256,7 +273,8 @@ impl Run for SimArgs {
 /// A random faulty scenario: 2-5 nodes, latency that lets messages
 /// overtake each other across links, loss (which breaks links, so nodes
 /// resend) and duplication, up to two crash/restarts, a partition that
-/// heals and a pause of one node (SIGSTOP/SIGCONT).
+/// heals, a pause of one node (SIGSTOP/SIGCONT), and sometimes big
+/// messages (up to the 1 MiB line limit) that must share frames.
 pub fn scenario(seed: u64) -> Vec<String> {
     let mut r = Rng::seed_from_u64(seed);
     let nodes = r.random_range(2..=5usize);
@@ -291,6 +309,9 @@ pub fn scenario(seed: u64) -> Vec<String> {
             (Duration::from_millis(200), Duration::from_millis(3_000)),
             Duration::from_millis(1_500),
         );
+    }
+    if r.random_bool(0.1) {
+        a.flag("--big", 0.05);
     }
     a.0
 }

@@ -85,6 +85,13 @@ impl Proc {
         stdin.flush().expect("flush");
     }
 
+    /// Writes raw bytes (not necessarily UTF-8) to the node's stdin.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).expect("write to node");
+        stdin.flush().expect("flush");
+    }
+
     pub fn close_stdin(&mut self) {
         self.stdin = None;
     }
