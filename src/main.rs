@@ -7,7 +7,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     dsys::cli::init_logging();
     let algorithms = dsys::registry::ALGORITHMS;
-    let matches = dsys::registry::command(algorithms).get_matches();
+    let matches = dsys::registry::command(algorithms)
+        .try_get_matches()
+        .unwrap_or_else(|e| dsys::registry::exit_on_parse_error(e));
     match dsys::registry::dispatch(algorithms, &matches) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

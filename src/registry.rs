@@ -186,7 +186,7 @@ pub fn command(algorithms: &[&dyn Algorithm]) -> Command {
         .long_about(quick)
         .subcommand_required(true)
         .arg_required_else_help(true)
-        .max_term_width(100);
+        .max_term_width(80);
     for a in algorithms {
         if let Some(t) = a.node() {
             root = root.subcommand(t.command(a.name()));
@@ -204,7 +204,26 @@ pub fn command(algorithms: &[&dyn Algorithm]) -> Command {
         }
         root = root.subcommand(g);
     }
-    root
+    narrow(root)
+}
+
+/// Help wraps at 80 columns on every command, however wide the terminal.
+fn narrow(c: Command) -> Command {
+    c.max_term_width(80).mut_subcommands(narrow)
+}
+
+/// Prints `--help` or `--version` output without trailing spaces (clap
+/// indents the blank lines of long help); any other error as clap would.
+pub fn exit_on_parse_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let text = e.render().to_string();
+        for line in text.lines() {
+            println!("{}", line.trim_end());
+        }
+        std::process::exit(0);
+    }
+    e.exit()
 }
 
 /// Parses `args` as `dsys <group> <name> ARGS...` would (with every default

@@ -34,7 +34,9 @@ pub struct DemoArgs {
     /// How long the demo runs
     #[arg(long, default_value = "20s", value_parser = crate::duration::parse)]
     pub duration: Duration,
-    /// Who links with whom
+    /// Who links with whom: line (each to the next), ring, grid (4
+    /// neighbors), star (l1 the hub), tree4 (up to 4 children), random (a
+    /// ring plus two random chords per node), full (everyone)
     #[arg(long, value_enum, default_value_t = Topology::Random)]
     pub topology: Topology,
     /// Write events as JSON lines to FILE (default: a temporary file)

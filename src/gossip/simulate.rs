@@ -37,7 +37,9 @@ pub struct SimArgs {
     /// Number of nodes (l1..lN)
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub nodes: u32,
-    /// Who links with whom (star: l1 is a hub linked to every other node)
+    /// Who links with whom: line (each to the next), ring, grid (4
+    /// neighbors), star (l1 the hub), tree4 (up to 4 children), random (a
+    /// ring plus two random chords per node), full (everyone)
     #[arg(long, value_enum, default_value_t = Topology::Star)]
     pub topology: Topology,
     /// Words per second over the whole cluster

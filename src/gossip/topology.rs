@@ -7,21 +7,23 @@ use rand::Rng as _;
 
 use crate::node::{NodeId, Rng};
 
+/// Who links with whom. (Plain comments on the variants: doc comments
+/// would switch `--help` to clap's long, blank-line layout.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Topology {
-    /// Each node linked to the next: the slowest, for contrast.
+    // Each node linked to the next: the slowest, for contrast.
     Line,
-    /// A line closed into a circle.
+    // A line closed into a circle.
     Ring,
-    /// Rows and columns, each node linked to its 4 neighbors.
+    // Rows and columns, each node linked to its 4 neighbors.
     Grid,
-    /// One hub (the first node) linked to every other node.
+    // One hub (the first node) linked to every other node.
     Star,
-    /// A tree in which each node has up to 4 children.
+    // A tree in which each node has up to 4 children.
     Tree4,
-    /// A ring plus two random chords per node.
+    // A ring plus two random chords per node.
     Random,
-    /// Everyone linked to everyone.
+    // Everyone linked to everyone.
     Full,
 }
 
