@@ -28,11 +28,12 @@ use crate::stats::summary;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Placement {
-    /// Every process on one core
+    // (Plain comments: doc comments would switch --help to the long layout.)
+    // Every process on one core.
     OneCore,
-    /// Wherever the OS puts them
+    // Wherever the OS puts them.
     Spread,
-    /// One run of each
+    // One run of each.
     Both,
 }
 
@@ -50,7 +51,8 @@ pub struct BenchArgs {
     /// Run the nodes without --events (by default each writes its event log)
     #[arg(long)]
     pub no_events: bool,
-    /// Where the node processes run
+    /// Where the node processes run: one-core (all on one core), spread (where
+    /// the OS puts them) or both (one run of each)
     #[arg(long, value_enum, default_value_t = Placement::Both)]
     pub placement: Placement,
 }
