@@ -23,6 +23,7 @@
 //! * `tokenring` — token ring mutual exclusion with majority leases.
 //! * `gossip`    — word dissemination by rumor mongering and anti-entropy.
 //! * `multicast` — totally ordered multicast chat.
+//! * `mutex`     — Ricart–Agrawala mutual exclusion (permissions, no token).
 #![forbid(unsafe_code)]
 
 pub mod bench;
@@ -35,6 +36,7 @@ pub mod duration;
 pub mod events;
 pub mod gossip;
 pub mod multicast;
+pub mod mutex;
 pub mod net;
 pub mod node;
 pub mod output;

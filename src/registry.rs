@@ -15,6 +15,7 @@ use crate::cli::{CliError, Outcome};
 /// Every algorithm, in the order `dsys --help` lists them.
 pub static ALGORITHMS: &[&dyn Algorithm] = &[
     &crate::tokenring::TokenRingAlgorithm,
+    &crate::mutex::MutexAlgorithm,
     &crate::gossip::GossipAlgorithm,
     &crate::multicast::MulticastAlgorithm,
 ];

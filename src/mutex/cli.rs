@@ -1,0 +1,201 @@
+//! `dsys mutex`: one interactive Ricart–Agrawala node. Prints every step of
+//! a request, and appends critical-section entries to `--cs-log`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use rand::SeedableRng;
+
+use super::{Cmd, Mutex, Note, Timing};
+use crate::cli::{CliError, Outcome, block_on, open_append};
+use crate::config::{Cluster, NodeId};
+use crate::net::LinkTable;
+use crate::node::{Note as _, Rng};
+use crate::registry::Run;
+use crate::ui::commands::Commands;
+use crate::ui::console::Console;
+use crate::ui::input::Stdin;
+use crate::ui::prompt::{Asked, ask_own_name};
+use crate::ui::shell::{Session, command_loop};
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Commands at the prompt: lock, unlock, status, auto [MEAN], auto off, help, quit.\n\
+`lock` prints each step: the request and its timestamp, each reply, the entry.\n\
+Ctrl-D at the prompt quits like `quit`; quitting inside the critical section\n\
+leaves it and answers the deferred requests first.\n\n\
+Example (three terminals):\n  dsys mutex l1\n  dsys mutex l2\n  dsys mutex l3\n\
+then `lock` on two of them at once: the smaller (timestamp, name) goes first."
+)]
+pub struct NodeArgs {
+    /// This node's name in the machines file (asked for when omitted on a terminal)
+    pub name: Option<String>,
+    /// JSON file {"name": "host:port", ...}; default ./machines.txt, else the built-in l1..l3 on 127.0.0.1
+    #[arg(long, value_name = "FILE")]
+    pub machines: Option<PathBuf>,
+    /// Append a line (time, node, request timestamp) to FILE on each
+    /// critical-section entry (several nodes may share it)
+    #[arg(long, value_name = "FILE")]
+    pub cs_log: Option<PathBuf>,
+    /// How long `auto` stays in the critical section
+    #[arg(long, default_value = "100ms", value_parser = crate::duration::parse, value_name = "DURATION")]
+    pub hold: Duration,
+    /// Keep permissions between entries until someone asks for them back
+    /// (Roucairol-Carvalho): repeated entries by one node cost no messages
+    #[arg(long)]
+    pub reuse_permissions: bool,
+    /// Write events as JSON lines to FILE (for `dsys check mutex`)
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Print only entries, exits and problems, not every request and reply
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl Run for NodeArgs {
+    fn run(self) -> Outcome {
+        block_on(run(self))??;
+        Ok(true)
+    }
+}
+
+fn commands() -> Commands<Cmd> {
+    Commands::new()
+        .simple(
+            "lock",
+            "ask every other node; enter when all have replied",
+            || Cmd::Lock,
+        )
+        .simple(
+            "unlock",
+            "leave the critical section (or withdraw the request) and answer the deferred",
+            || Cmd::Unlock,
+        )
+        .simple(
+            "status",
+            "state, Lamport clock, replies awaited, requests deferred, links",
+            || Cmd::Status,
+        )
+        .with(
+            "auto",
+            "[MEAN]|off",
+            "lock at random times (mean MEAN, default 1s), hold for --hold, unlock",
+            |rest| match rest {
+                "off" => Ok(Cmd::Auto(None)),
+                "" => Ok(Cmd::Auto(Some(Duration::from_secs(1)))),
+                m => crate::duration::parse(m)
+                    .map(|d| Cmd::Auto(Some(d)))
+                    .map_err(|e| format!("auto {m}: {e}; write e.g. `auto 500ms` or `auto off`")),
+            },
+        )
+}
+
+/// Runs one interactive node until `quit`, Ctrl-D, Ctrl-C or SIGTERM.
+async fn run(a: NodeArgs) -> Result<(), CliError> {
+    let cluster = Arc::new(Cluster::from_flag(a.machines.as_deref(), "machines.txt")?);
+    let mut input = Stdin::start();
+    let me = match &a.name {
+        Some(n) => cluster.require(n)?,
+        None if !input.tty => {
+            return Err(CliError::usage(format!(
+                "give this node's NAME (stdin is not a terminal, so I cannot ask); machines in {}: {}",
+                cluster.source().display(),
+                cluster.names().join(", ")
+            )));
+        }
+        None => {
+            println!(
+                "machines in {}: {}",
+                cluster.source().display(),
+                cluster.names().join(", ")
+            );
+            match ask_own_name(&mut input, &cluster).await {
+                Asked::Answer(m) => m,
+                _ => return Ok(()),
+            }
+        }
+    };
+    let mut cs_log = a.cs_log.as_deref().map(open_append).transpose()?;
+    let console = Console::new();
+    // The link table exists once the node is up; `status` shows it.
+    let links: Arc<OnceLock<Arc<LinkTable>>> = Arc::new(OnceLock::new());
+    let present = {
+        let (c, console, quiet, links) = (cluster.clone(), console.clone(), a.quiet, links.clone());
+        let my_name = cluster.name(me).to_string();
+        move |note: &Note, out: &mut dyn Write| {
+            if let (Note::CsEnter { ts, .. }, Some(f)) = (note, cs_log.as_mut()) {
+                let now = humantime::format_rfc3339_micros(SystemTime::now());
+                let _ = writeln!(f, "{now} {my_name} ts {ts}");
+            }
+            let step = matches!(
+                note,
+                Note::Requested { .. }
+                    | Note::ReplyReceived { .. }
+                    | Note::ReplySent { .. }
+                    | Note::Deferred { .. }
+                    | Note::AskedAgain { .. }
+            );
+            if quiet && step {
+                return;
+            }
+            if let Some(line) = note.line(&c) {
+                console.line(out, &line);
+            }
+            if let Note::Status(_) = note {
+                let parts: Vec<String> = c
+                    .ids()
+                    .filter(|&n| n != me)
+                    .map(|n| match links.get() {
+                        Some(l) => format!("{} {}", c.name(n), l.get(n)),
+                        None => format!("{} not contacted yet", c.name(n)),
+                    })
+                    .collect();
+                console.line(out, &format!("links: {}", parts.join(", ")));
+            }
+        }
+    };
+    let timing = Timing {
+        hold: a.hold,
+        ..Timing::default()
+    };
+    let incarnation = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_micros() as u64);
+    let machine = Mutex::new(
+        me,
+        cluster.len(),
+        a.reuse_permissions,
+        incarnation,
+        timing,
+        Rng::from_os_rng(),
+    );
+    let session = Session::start(cluster.clone(), me, machine, a.events.as_ref(), present).await?;
+    let _ = links.set(session.node.links.clone());
+    println!(
+        "{} listening on {}; {} other node(s): {}. Permissions {}. Type `help` for commands.",
+        cluster.name(me),
+        cluster.addr(me),
+        cluster.len() - 1,
+        others(&cluster, me),
+        if a.reuse_permissions {
+            "are reused (--reuse-permissions)"
+        } else {
+            "are asked for on every entry"
+        }
+    );
+    let table = commands();
+    command_loop(&mut input, &table, async |cmd| session.command(cmd).await).await;
+    session.stop().await;
+    Ok(())
+}
+
+fn others(c: &Cluster, me: NodeId) -> String {
+    c.ids()
+        .filter(|&n| n != me)
+        .map(|n| c.name(n).to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
