@@ -209,6 +209,11 @@ pub async fn run<P: Protocol, T: Transport<P::Msg>>(node: Node<P, T>) -> P {
         let accepting = commands_open && r.node.machine.accepting_commands();
         let sleep = async move {
             match deadline {
+                // Already due (a zero-delay timer): no trip through tokio's
+                // timer wheel, whose millisecond ticks would add up to 1 ms;
+                // but yield, so the transport's tasks run and inbound
+                // messages still go first (biased).
+                Some(d) if d <= Instant::now() => tokio::task::yield_now().await,
                 Some(d) => tokio::time::sleep_until(d).await,
                 None => std::future::pending().await,
             }

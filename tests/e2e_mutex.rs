@@ -62,7 +62,11 @@ fn three_nodes_two_locks_at_once_a_kill_and_a_restart() {
     b.send("status");
     b.expect("replies awaited from: a", 5);
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert_eq!(b.count("entered the critical section"), 0, "b is not in yet");
+    assert_eq!(
+        b.count("entered the critical section"),
+        0,
+        "b is not in yet"
+    );
     a.send("unlock");
     a.expect("left the critical section; replied to the deferred: b", 5);
     b.expect("entered the critical section", 5);
@@ -131,7 +135,10 @@ fn quit_inside_answers_the_deferred_and_reuse_costs_nothing() {
     a.expect("entered the critical section", 5);
     a.send("unlock");
     a.send("lock");
-    a.expect("every permission is still held from earlier entries (b): no messages", 5);
+    a.expect(
+        "every permission is still held from earlier entries (b): no messages",
+        5,
+    );
     a.expect_n("entered the critical section", 2, 5);
     b.send("lock");
     a.expect("deferred b's request", 5);

@@ -227,12 +227,18 @@ impl Mutex {
                 messages: self.cost,
             });
             if self.auto_entry {
-                out.timer(
-                    self.t.hold,
-                    Timer::AutoUnlock {
-                        entry: self.entries,
-                    },
-                );
+                if self.t.hold.is_zero() {
+                    // Nothing to hold for: out at once (the next lock still
+                    // waits for a timer, so this never loops).
+                    self.release(out);
+                } else {
+                    out.timer(
+                        self.t.hold,
+                        Timer::AutoUnlock {
+                            entry: self.entries,
+                        },
+                    );
+                }
             }
         }
     }
