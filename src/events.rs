@@ -82,6 +82,12 @@ impl EventLog {
         Ok(EventLog::to_writer(Box::new(file)))
     }
 
+    /// Creates `path` afresh (truncating it): for a simulated run, whose
+    /// virtual clock starts at 0 again, appending would mix two runs.
+    pub fn replace(path: &Path) -> io::Result<EventLog> {
+        Ok(EventLog::to_writer(Box::new(File::create(path)?)))
+    }
+
     pub fn to_writer(out: Box<dyn Write + Send>) -> EventLog {
         EventLog {
             buf: Vec::with_capacity(FLUSH_AT),

@@ -139,3 +139,42 @@ fn plain_multicast_on_a_terminal_quits_on_ctrl_d() {
     let s = t.wait_for("a", "EXIT=");
     assert!(s.contains("EXIT=0"), "{s}");
 }
+
+/// The chat UI on SIGTERM leaves like /quit: the terminal restored, the
+/// node stopped, exit 0 (before, the process died inside the UI).
+#[test]
+fn the_chat_ui_leaves_cleanly_on_sigterm() {
+    let dir = temp_dir("tty-sigterm");
+    machines(&dir, &["a", "b"]);
+    let t = Tmux::new("tty-term", &dir, 100, 20);
+    run_in(
+        &t,
+        &dir,
+        "a",
+        "multicast a --peers machines.txt --events sigterm-ui.jsonl",
+    );
+    let s = t.wait_for("a", "messages, in total order");
+    assert!(s.contains("messages, in total order"), "{s}");
+    let pgrep = std::process::Command::new("pgrep")
+        .args(["-f", "^[^ ]*dsys multicast a .*sigterm-ui.jsonl"])
+        .output()
+        .expect("pgrep");
+    let pids = String::from_utf8_lossy(&pgrep.stdout).to_string();
+    let pid = pids
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .expect("the chat's pid")
+        .trim()
+        .to_string();
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok);
+    let s = t.wait_for("a", "EXIT=");
+    assert!(s.contains("a stopped") && s.contains("EXIT=0"), "{s}");
+    assert!(
+        !s.contains("messages, in total order"),
+        "the UI is gone:\n{s}"
+    );
+}

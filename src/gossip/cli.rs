@@ -27,12 +27,12 @@ use crate::ui::shell::{Session, command_loop};
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Questions: without NAME it lists the machines and asks for this node's name.\n\
-Unless --neighbors is given, it then asks how many neighbors to add and each one's name\n\
-(when NAME was asked, or stdin is a terminal). An empty answer or Ctrl-D ends the questions.\n\
-Answers may also come from a pipe.\n\
-Commands afterwards: add NAME, remove NAME, peers, words, say WORD, gen on|off, status, help, quit.\n\
-Ctrl-D at the command prompt quits like `quit`.\n\n\
+    after_help = "Questions: without NAME it lists the machines and asks for this node's name. \
+Unless --neighbors is given, it then asks how many neighbors to add and each one's name \
+(when NAME was asked, or stdin is a terminal). An empty answer or Ctrl-D ends the questions. \
+Answers may also come from a pipe.\n\n\
+Commands afterwards: add NAME, remove NAME, peers, words, say WORD, gen on|off, status, help, \
+quit. Ctrl-D at the command prompt quits like `quit`.\n\n\
 Example (three terminals):\n  dsys gossip l1\n  dsys gossip l2 --neighbors l1\n  dsys gossip l3 --neighbors l1,l2"
 )]
 pub struct NodeArgs {
@@ -149,6 +149,10 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
         Some(n) => c.require(n)?,
         None => match ask(&mut input, "this node's name", |s| own_name_answer(&c, s)).await {
             Asked::Answer(m) => m,
+            Asked::End if input.tty => {
+                eprintln!("no name given: nothing started");
+                return Ok(());
+            }
             Asked::End => {
                 return Err(CliError::usage(
                     "no answer to \"this node's name\" (end of input)",

@@ -45,16 +45,10 @@ impl Algorithm for GossipAlgorithm {
         &[
             (
                 "dsys demo gossip",
-                "words spreading through 5 nodes, with a crash, checked at the end",
+                "words through 5 nodes, a crash, checked",
             ),
-            (
-                "dsys gossip",
-                "one gossip node: asks for its name and neighbors",
-            ),
-            (
-                "dsys sim gossip",
-                "the Gossip Glomers broadcast benchmark in virtual time",
-            ),
+            ("dsys gossip", "one node: asks its name and neighbors"),
+            ("dsys sim gossip", "Gossip Glomers' broadcast, virtual time"),
         ]
     }
     fn node(&self) -> Option<Tool> {

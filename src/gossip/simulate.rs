@@ -29,10 +29,11 @@ use crate::sim::{FaultArgs, Happening, NetArgs, Partition, Sim, Traffic};
 
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "The Gossip Glomers challenge 3d/3e setting:\n  \
-dsys sim gossip --nodes 25 --latency 100ms --rate 100 --duration 20s [--partition-nemesis]\n\
-Reports inter-node messages per word (Maelstrom's msgs-per-op is half of it, since half its operations are reads)\n\
-and spread latency: from a word's birth until the last live node learned it.\n\
-Faults are written as for `dsys sim tokenring` (see its --help).")]
+dsys sim gossip --nodes 25 --latency 100ms --rate 100 --duration 20s\n  \
+(add --partition-nemesis for its partitions)\n\n\
+Reports inter-node messages per word (Maelstrom's msgs-per-op is half of it, since half its \
+operations are reads) and spread latency: from a word's birth until the last live node learned \
+it. Faults are written as for `dsys sim tokenring` (see its --help).")]
 pub struct SimArgs {
     /// Number of nodes (l1..lN)
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -63,7 +64,7 @@ pub struct SimArgs {
     /// Seed of every random choice: the same seed gives the same run
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Write all nodes' events (virtual t_us) as JSON lines to FILE
+    /// Write all nodes' events (virtual t_us) as JSON lines to FILE (replaced)
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
 }
@@ -182,7 +183,7 @@ pub fn simulate(o: &SimArgs) -> Result<SimSummary, CliError> {
         )
     });
     if let Some(p) = &o.events {
-        sim.log_to(EventLog::create(p).map_err(|source| CliError::File {
+        sim.log_to(EventLog::replace(p).map_err(|source| CliError::File {
             file: p.clone(),
             source,
         })?);

@@ -27,12 +27,13 @@ use crate::ui::shell::{Session, command_loop};
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Every line on stdin is sent to every node in the peers file (this one included);\n\
-every delivery prints one line `[LAMPORT] SENDER: TEXT` on stdout, in the same order on every node.\n\
-Other output goes to stderr. Commands: /gen on|off, /status, /peers, /help, /quit. A line may be\n\
-at most 1 MiB. Every node listed in the peers file is a member: messages are delivered once all\n\
-of them have acknowledged, so run every listed node (the shipped peers.json lists l1, l2, l3).\n\n\
-Example (three terminals): dsys multicast l1 / dsys multicast l2 / dsys multicast l3"
+    after_help = "Every line typed is sent to every node in the peers file (this one included). \
+With --plain (or without a terminal) every delivery prints one line `[LAMPORT] SENDER: TEXT` on \
+stdout, in the same order on every node; other output goes to stderr. \
+Commands: /gen on|off, /status, /peers, /help, /quit. A line may be at most 1 MiB. \
+Every node listed in the peers file is a member: messages are delivered once all of them have \
+acknowledged, so run every listed node (the shipped peers.json lists l1, l2, l3).\n\n\
+Example (three terminals):\n  dsys multicast l1\n  dsys multicast l2\n  dsys multicast l3"
 )]
 pub struct NodeArgs {
     /// This node's name in the peers file (asked for when omitted on a terminal)
@@ -115,7 +116,11 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
             );
             match ask_own_name(&mut input, &c).await {
                 Asked::Answer(m) => m,
-                _ => return Ok(()),
+                Asked::End => {
+                    eprintln!("no name given: nothing started");
+                    return Ok(());
+                }
+                Asked::Interrupted => return Ok(()),
             }
         }
         None => {

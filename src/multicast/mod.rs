@@ -43,13 +43,10 @@ impl Algorithm for MulticastAlgorithm {
     }
     fn examples(&self) -> &'static [(&'static str, &'static str)] {
         &[
-            (
-                "dsys demo multicast",
-                "a 3-node chat in one process, with a crash, checked at the end",
-            ),
+            ("dsys demo multicast", "a 3-node chat with a crash, checked"),
             (
                 "dsys multicast l1",
-                "one chat node (start l2 and l3 in other terminals)",
+                "one chat node; l2, l3 in other terminals",
             ),
         ]
     }

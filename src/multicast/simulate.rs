@@ -24,10 +24,10 @@ use crate::stats;
 
 #[derive(Args, Debug, Clone)]
 #[command(
-    after_help = "Nodes are l1..lN; --crash/--restart/--partition are written as for `dsys sim tokenring`.\n\
-A restarted node loses its state and rejoins; the checker verifies that every node life delivered\n\
-a contiguous piece of one total order, with no duplicates and per-sender FIFO. The same seed gives\n\
-the same run, byte for byte."
+    after_help = "Nodes are l1..lN; --crash/--restart/--partition/--pause are written as for \
+`dsys sim tokenring`. A restarted node loses its state and rejoins; the checker verifies that \
+every node life delivered a contiguous piece of one total order, with no duplicates and \
+per-sender FIFO. The same seed gives the same run, byte for byte."
 )]
 pub struct SimArgs {
     /// Number of nodes (l1..lN)
@@ -49,7 +49,7 @@ pub struct SimArgs {
     /// Seed of every random choice: the same seed gives the same run
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Write all nodes' events (virtual t_us) as JSON lines to FILE
+    /// Write all nodes' events (virtual t_us) as JSON lines to FILE (replaced)
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
     /// Fraction of messages that are big (0.5 to 1 MiB, up to the limit a
@@ -101,7 +101,7 @@ pub fn simulate(o: &SimArgs) -> Result<SimSummary, CliError> {
         Multicast::new(me, ms.iter().copied(), now.as_micros() as u64 + 1)
     });
     if let Some(p) = &o.events {
-        sim.log_to(EventLog::create(p).map_err(|source| CliError::File {
+        sim.log_to(EventLog::replace(p).map_err(|source| CliError::File {
             file: p.clone(),
             source,
         })?);

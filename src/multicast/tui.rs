@@ -298,9 +298,12 @@ pub async fn run(
     let mut app = App::new(cluster, me, Some(links));
     app.set_generating(generating);
     let mut tick = tokio::time::interval(Duration::from_millis(300));
+    // SIGTERM leaves like /quit: the terminal restored, the node stopped.
+    let mut sigterm = crate::ui::shell::Term::new();
     loop {
         term.draw(&mut app.view)?;
         tokio::select! {
+            _ = sigterm.recv() => return Ok(()),
             Some(n) = notes.recv() => {
                 app.note(&n);
                 while let Ok(n) = notes.try_recv() {

@@ -261,11 +261,15 @@ impl Report for MutexReport {
             .map(|(n, c)| format!("{n} {c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let _ = writeln!(
-            s,
-            "critical-section entries: {} ({per_node})",
-            self.total_entries()
-        );
+        if per_node.is_empty() {
+            let _ = writeln!(s, "critical-section entries: 0");
+        } else {
+            let _ = writeln!(
+                s,
+                "critical-section entries: {} ({per_node})",
+                self.total_entries()
+            );
+        }
         let _ = writeln!(
             s,
             "messages per entry: {:.2} ({} requests and replies{}; {} hellos at start)",
@@ -297,7 +301,10 @@ impl Report for MutexReport {
             );
         }
         if self.pending.is_empty() {
-            let _ = writeln!(s, "liveness: every request was granted");
+            let _ = writeln!(
+                s,
+                "liveness: every request was granted (a request of a node that quit or crashed is not owed)"
+            );
         } else {
             let list = self
                 .pending

@@ -23,8 +23,8 @@ use crate::ui::shell::{Session, command_loop};
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Commands at the prompt: lock, unlock, status, auto [MEAN], auto off, help, quit.\n\
-`lock` prints each step: the request and its timestamp, each reply, the entry.\n\
+    after_help = "Commands: lock, unlock, status, auto [MEAN], auto off, help, quit.\n\
+`lock` prints each step: the request and its timestamp, each reply, entry.\n\
 Ctrl-D at the prompt quits like `quit`; quitting inside the critical section\n\
 leaves it and answers the deferred requests first.\n\n\
 Example (three terminals):\n  dsys mutex l1\n  dsys mutex l2\n  dsys mutex l3\n\
@@ -114,7 +114,11 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
             );
             match ask_own_name(&mut input, &cluster).await {
                 Asked::Answer(m) => m,
-                _ => return Ok(()),
+                Asked::End => {
+                    eprintln!("no name given: nothing started");
+                    return Ok(());
+                }
+                Asked::Interrupted => return Ok(()),
             }
         }
     };

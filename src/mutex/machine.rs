@@ -98,6 +98,8 @@ pub struct Mutex {
     /// (its link went down since).
     last_reply: BTreeMap<NodeId, (ReqId, bool)>,
     down: BTreeSet<NodeId>,
+    /// Peers whose link has been up at least once in this life.
+    reached: BTreeSet<NodeId>,
     /// Per peer: the resend timer's epoch and its next backoff.
     resend: BTreeMap<NodeId, (u64, Duration)>,
     auto: Option<Duration>,
@@ -138,6 +140,7 @@ impl Mutex {
             known: BTreeMap::new(),
             last_reply: BTreeMap::new(),
             down: BTreeSet::new(),
+            reached: BTreeSet::new(),
             resend: BTreeMap::new(),
             auto: None,
             auto_epoch: 0,
@@ -209,7 +212,10 @@ impl Mutex {
         });
         for &p in &ask {
             if self.down.contains(&p) {
-                out.note(Note::WaitingForDown { peer: p });
+                out.note(Note::WaitingForDown {
+                    peer: p,
+                    reached: self.reached.contains(&p),
+                });
             }
         }
         self.try_enter(out);
@@ -261,23 +267,33 @@ impl Mutex {
         }
         let deferred = std::mem::take(&mut self.deferred);
         let answered: Vec<NodeId> = deferred.keys().copied().collect();
-        for (peer, r) in deferred {
-            self.reply(peer, r, out);
-        }
         match was {
             State::Held { .. } => out.note(Note::CsExit { answered }),
             _ => out.note(Note::Cancelled { answered }),
+        }
+        for (peer, r) in deferred {
+            self.reply(peer, r, true, out);
         }
         if self.auto.is_some() {
             self.schedule_auto(out);
         }
     }
 
-    fn reply(&mut self, peer: NodeId, r: ReqId, out: &mut Out<Self>) {
+    /// Answers `peer`'s request `r` (`deferred`: one answered on leaving).
+    fn reply(&mut self, peer: NodeId, r: ReqId, deferred: bool, out: &mut Out<Self>) {
         self.perm.remove(&peer);
+        // A copy of a request already answered gets the same answer, once
+        // more on the wire but not again in the log.
+        let again = self.last_reply.get(&peer).is_some_and(|(l, _)| *l == r);
         self.last_reply.insert(peer, (r, false));
         out.send(peer, Msg::Reply(r));
-        out.note(Note::ReplySent { to: peer, ts: r.ts });
+        if !again {
+            out.note(Note::ReplySent {
+                to: peer,
+                ts: r.ts,
+                deferred,
+            });
+        }
     }
 
     /// Takes note of `peer`'s life `inc`; false if the message is from a
@@ -340,7 +356,7 @@ impl Mutex {
             }
             None => {
                 let had = self.perm.contains(&from);
-                self.reply(from, r, out);
+                self.reply(from, r, false, out);
                 if let State::Wanted { ts } = self.state
                     && had
                 {
@@ -468,6 +484,17 @@ impl Protocol for Mutex {
                 if self.life(from, incarnation, out) {
                     self.resend_to(from, out);
                 }
+                // It is running, but our link to it failed before it was:
+                // greet it back, which brings that link up now rather than
+                // at our next request.
+                if self.down.contains(&from) {
+                    out.send(
+                        from,
+                        Msg::Hello {
+                            incarnation: self.incarnation,
+                        },
+                    );
+                }
             }
         }
     }
@@ -523,7 +550,8 @@ impl Protocol for Mutex {
 
     fn on_link(&mut self, peer: NodeId, up: bool, out: &mut Out<Self>) {
         if up {
-            if self.down.remove(&peer) {
+            let first = self.reached.insert(peer);
+            if self.down.remove(&peer) || first {
                 out.note(Note::PeerUp { peer });
             }
             let epoch = self.resend.get(&peer).map_or(0, |(e, _)| e + 1);
@@ -535,9 +563,13 @@ impl Protocol for Mutex {
             return;
         }
         if self.down.insert(peer) {
-            out.note(Note::PeerDown { peer });
+            let reached = self.reached.contains(&peer);
+            // A peer never reached is not news: it has not started yet.
+            if reached {
+                out.note(Note::PeerDown { peer });
+            }
             if self.awaiting.contains_key(&peer) {
-                out.note(Note::WaitingForDown { peer });
+                out.note(Note::WaitingForDown { peer, reached });
             }
         }
         if let Some((_, lost)) = self.last_reply.get_mut(&peer) {

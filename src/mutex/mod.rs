@@ -42,10 +42,7 @@ impl Algorithm for MutexAlgorithm {
     }
     fn examples(&self) -> &'static [(&'static str, &'static str)] {
         &[
-            (
-                "dsys mutex l1",
-                "one node (start l2, l3 in other terminals), then `lock`",
-            ),
+            ("dsys mutex l1", "one node; l2, l3 elsewhere; then `lock`"),
             (
                 "dsys sim mutex --nodes 5",
                 "Ricart-Agrawala in virtual time, with faults",

@@ -32,9 +32,12 @@ pub enum Note {
         got: usize,
         need: usize,
     },
+    /// A reply sent (`deferred`: on leaving, to a request held back; the
+    /// exit line names those).
     ReplySent {
         to: NodeId,
         ts: u64,
+        deferred: bool,
     },
     Deferred {
         from: NodeId,
@@ -46,9 +49,11 @@ pub enum Note {
     AskedAgain {
         to: NodeId,
     },
-    /// The request waits for `peer`, whose link is down.
+    /// The request waits for `peer`, whose link is down (`reached`: it
+    /// was up before, in this node's life).
     WaitingForDown {
         peer: NodeId,
+        reached: bool,
     },
     CsEnter {
         ts: u64,
@@ -117,7 +122,7 @@ impl crate::node::Note for Note {
                 reuse: *reuse,
             },
             Note::ReplyReceived { from, .. } => Event::ReplyReceived { from: n(from) },
-            Note::ReplySent { to, ts } => Event::ReplySent { to: n(to), ts: *ts },
+            Note::ReplySent { to, ts, .. } => Event::ReplySent { to: n(to), ts: *ts },
             Note::Deferred { from, ts, .. } => Event::Deferred {
                 from: n(from),
                 ts: *ts,
@@ -156,7 +161,8 @@ impl crate::node::Note for Note {
             Note::ReplyReceived { from, got, need } => {
                 format!("reply from {} ({got} of {need})", c.name(*from))
             }
-            Note::ReplySent { to, ts } => {
+            Note::ReplySent { deferred: true, .. } => return None,
+            Note::ReplySent { to, ts, .. } => {
                 format!("replied to {} (its request ts={ts})", c.name(*to))
             }
             Note::Deferred { from, ts, why } => match why {
@@ -173,8 +179,18 @@ impl crate::node::Note for Note {
                 "{0}'s request comes first: replied, and asked {0} again",
                 c.name(*to)
             ),
-            Note::WaitingForDown { peer } => format!(
+            Note::WaitingForDown {
+                peer,
+                reached: true,
+            } => format!(
                 "waiting for {}, which is DOWN: no node can enter until it is back (Ricart-Agrawala needs every node's reply)",
+                c.name(*peer)
+            ),
+            Note::WaitingForDown {
+                peer,
+                reached: false,
+            } => format!(
+                "waiting for {0}, which has not answered yet (is it running?): every node's reply is needed; the request goes to {0} as soon as it is reachable",
                 c.name(*peer)
             ),
             Note::CsEnter { ts, messages } => format!(

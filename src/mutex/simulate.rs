@@ -21,8 +21,8 @@ use crate::sim::{FaultArgs, Happening, NetArgs, Sim, Traffic};
 
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Faults:\n  \
---crash l2@5s --restart l2@8s       kill l2 at 5s (state lost), restart it at 8s\n  \
---partition 'l1,l2|l3,l4,l5@4s-9s'  cut l1,l2 from l3,l4,l5 from 4s, heal at 9s\n  \
+--crash l2@5s --restart l2@8s       kill l2 at 5s (state lost), back at 8s\n  \
+--partition 'l1,l2|l3,l4,l5@4s-9s'  cut l1,l2 from l3,l4,l5, 4s to 9s\n  \
 --pause l2@4s-6s                    stop l2 (SIGSTOP) from 4s to 6s\n\
 Latency: 2ms (constant), 1ms..10ms (uniform), exp:2ms or exp:1ms+2ms.\n\
 Nodes are l1..lN. Every node locks after a random think time (mean --think),\n\
@@ -56,7 +56,7 @@ pub struct SimArgs {
     /// Keep permissions between entries (Roucairol-Carvalho)
     #[arg(long)]
     pub reuse_permissions: bool,
-    /// Write all nodes' events (virtual t_us) as JSON lines to FILE
+    /// Write all nodes' events (virtual t_us) as JSON lines to FILE (replaced)
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
 }
@@ -90,7 +90,7 @@ pub fn simulate(a: &SimArgs) -> Result<SimSummary, CliError> {
         )
     });
     if let Some(path) = &a.events {
-        sim.log_to(EventLog::create(path).map_err(|source| CliError::File {
+        sim.log_to(EventLog::replace(path).map_err(|source| CliError::File {
             file: path.clone(),
             source,
         })?);

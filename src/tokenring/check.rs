@@ -198,11 +198,15 @@ impl Report for TokenRingReport {
             .map(|(n, c)| format!("{n} {c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let _ = writeln!(
-            s,
-            "critical-section entries: {} ({per_node})",
-            self.total_entries()
-        );
+        if per_node.is_empty() {
+            let _ = writeln!(s, "critical-section entries: 0");
+        } else {
+            let _ = writeln!(
+                s,
+                "critical-section entries: {} ({per_node})",
+                self.total_entries()
+            );
+        }
         if !self.lock_waits_us.is_empty() {
             let mut w = self.lock_waits_us.clone();
             w.sort_unstable();
@@ -234,7 +238,10 @@ impl Report for TokenRingReport {
             );
         }
         if self.pending.is_empty() {
-            let _ = writeln!(s, "liveness: every lock was granted");
+            let _ = writeln!(
+                s,
+                "liveness: every lock was granted (a lock of a node that quit or crashed is not owed)"
+            );
         } else {
             let list = self
                 .pending

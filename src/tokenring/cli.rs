@@ -26,7 +26,8 @@ use crate::ui::shell::{Session, command_loop};
 #[derive(Args, Debug)]
 #[command(
     after_help = "Commands at the prompt: start, lock, unlock, status, help, quit.\n\
-Ctrl-D at the prompt quits like `quit`; input from a pipe may end without stopping the node.\n\n\
+Ctrl-D at the prompt quits like `quit`; input from a pipe may end without\n\
+stopping the node.\n\n\
 Example (three terminals):\n  dsys tokenring l1 --next l2\n  dsys tokenring l2 --next l3\n  dsys tokenring l3 --next l1\n\
 then type `start` on one of them and `lock` / `unlock` anywhere."
 )]
@@ -120,7 +121,11 @@ async fn resolve_names(
         Some(m) => m,
         None => match ask_own_name(input, c).await {
             Asked::Answer(m) => m,
-            _ => return Ok(None),
+            Asked::End => {
+                eprintln!("no name given: nothing started");
+                return Ok(None);
+            }
+            Asked::Interrupted => return Ok(None),
         },
     };
     let not = (c.len() > 1).then_some((me, "the next node must be another node than this one"));
@@ -128,7 +133,11 @@ async fn resolve_names(
         Some(n) => n,
         None => match ask_node(input, c, "next node's name", not).await {
             Asked::Answer(n) => n,
-            _ => return Ok(None),
+            Asked::End => {
+                eprintln!("no next node given: nothing started");
+                return Ok(None);
+            }
+            Asked::Interrupted => return Ok(None),
         },
     };
     Ok(Some((me, next)))

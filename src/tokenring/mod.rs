@@ -45,17 +45,14 @@ impl Algorithm for TokenRingAlgorithm {
     }
     fn examples(&self) -> &'static [(&'static str, &'static str)] {
         &[
-            (
-                "dsys demo tokenring",
-                "a 5-node ring in one process, with a crash, checked at the end",
-            ),
+            ("dsys demo tokenring", "a 5-node ring with a crash, checked"),
             (
                 "dsys tokenring l1 --next l2",
-                "one node of a ring (start l2, l3 in other terminals)",
+                "one ring node; l2, l3 in other terminals",
             ),
             (
                 "dsys sim tokenring --nodes 5",
-                "the same algorithm in virtual time, with faults",
+                "the same in virtual time, with faults",
             ),
         ]
     }

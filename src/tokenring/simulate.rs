@@ -22,8 +22,8 @@ use crate::sim::{FaultArgs, Happening, NetArgs, Sim, Traffic};
 
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Faults:\n  \
---crash l2@5s --restart l2@8s       kill l2 at 5s (state lost), restart it at 8s\n  \
---partition 'l1,l2|l3,l4,l5@4s-9s'  cut l1,l2 from l3,l4,l5 from 4s, heal at 9s\n  \
+--crash l2@5s --restart l2@8s       kill l2 at 5s (state lost), back at 8s\n  \
+--partition 'l1,l2|l3,l4,l5@4s-9s'  cut l1,l2 from l3,l4,l5, 4s to 9s\n  \
 --partition 'l1@4s-9s'              isolate l1 from everyone else\n\
 Ring changes:\n  \
 --next l3=l1        l3's next is l1 (so l4, l5 start outside the ring)\n  \
@@ -65,7 +65,7 @@ pub struct SimArgs {
     /// Type `start` on a node (besides l1 at the beginning): NODE@TIME (repeatable)
     #[arg(long, value_name = "NODE@TIME")]
     pub start: Vec<String>,
-    /// Write all nodes' events (virtual t_us) as JSON lines to FILE
+    /// Write all nodes' events (virtual t_us) as JSON lines to FILE (replaced)
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
 }
@@ -167,7 +167,7 @@ pub fn simulate(a: &SimArgs) -> Result<SimSummary, CliError> {
         TokenRing::new(me, nexts.next_of(me, now), n as usize, timing.clone(), rng)
     });
     if let Some(path) = &a.events {
-        sim.log_to(EventLog::create(path).map_err(|source| CliError::File {
+        sim.log_to(EventLog::replace(path).map_err(|source| CliError::File {
             file: path.clone(),
             source,
         })?);

@@ -142,7 +142,7 @@ impl<P: Protocol> Session<P> {
     pub async fn stop(self) -> Option<P> {
         let _ = self.stop.send(true);
         let machine = self.node.task.await.ok();
-        println!("{} stopped", self.cluster.name(self.me));
+        eprintln!("{} stopped", self.cluster.name(self.me));
         machine
     }
 }
