@@ -2,6 +2,7 @@
 //! stage that timestamps what happens (faults as headlines that stand out),
 //! and a set of real nodes in this process that can be killed and restarted.
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
@@ -39,10 +40,14 @@ pub fn local_cluster(n: usize) -> std::io::Result<Cluster> {
     .map_err(std::io::Error::other)
 }
 
-/// Prints what happens in a demo with the time since it began.
+/// Prints what happens in a demo with the time since it began, in the
+/// order it happened: each node's lines come from its own output thread,
+/// so they are held for a moment and printed sorted by when they happened
+/// (otherwise a node's "left" could show after the next one's "entered").
 #[derive(Clone, Copy)]
 pub struct Stage {
     started: Instant,
+    started_us: u64,
 }
 
 impl Default for Stage {
@@ -51,10 +56,43 @@ impl Default for Stage {
     }
 }
 
+/// How long a line waits for earlier ones from other threads.
+const REORDER: std::time::Duration = std::time::Duration::from_millis(60);
+
+type Held = std::collections::BTreeMap<(u64, u64), String>;
+
+fn held() -> &'static std::sync::Mutex<(Held, u64)> {
+    static HELD: std::sync::OnceLock<std::sync::Mutex<(Held, u64)>> = std::sync::OnceLock::new();
+    HELD.get_or_init(|| {
+        std::thread::spawn(|| {
+            loop {
+                std::thread::sleep(REORDER / 3);
+                print_older_than(
+                    crate::events::wall_us().saturating_sub(REORDER.as_micros() as u64),
+                );
+            }
+        });
+        std::sync::Mutex::new((Held::new(), 0))
+    })
+}
+
+fn print_older_than(t_us: u64) {
+    let Ok(mut h) = held().lock() else { return };
+    let keep = h.0.split_off(&(t_us, 0));
+    let due = std::mem::replace(&mut h.0, keep);
+    let mut out = std::io::stdout().lock();
+    for line in due.values() {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+}
+
 impl Stage {
     pub fn new() -> Stage {
+        let _ = held();
         Stage {
             started: Instant::now(),
+            started_us: crate::events::wall_us(),
         }
     }
 
@@ -62,14 +100,35 @@ impl Stage {
         self.started.elapsed()
     }
 
-    /// `[  5.1s] l2: text`
+    fn at(&self, t_us: u64, text: String) {
+        if let Ok(mut h) = held().lock() {
+            h.1 += 1;
+            let seq = h.1;
+            h.0.insert((t_us, seq), text);
+        }
+    }
+
+    /// `[  5.1s] l2: text`, timed by the note being shown if called from a
+    /// presenter, else now.
     pub fn line(&self, who: &str, text: &str) {
-        println!("[{:5.1}s] {who}: {text}", self.elapsed().as_secs_f64());
+        let t = match crate::output::note_time() {
+            0 => crate::events::wall_us(),
+            t => t,
+        };
+        let secs = t.saturating_sub(self.started_us) as f64 / 1e6;
+        self.at(t, format!("[{secs:5.1}s] {who}: {text}"));
     }
 
     /// A fault or recovery, set apart so it cannot be missed.
     pub fn headline(&self, text: &str) {
-        println!("[{:5.1}s] ==== {text} ====", self.elapsed().as_secs_f64());
+        let t = crate::events::wall_us();
+        let secs = t.saturating_sub(self.started_us) as f64 / 1e6;
+        self.at(t, format!("[{secs:5.1}s] ==== {text} ===="));
+    }
+
+    /// Prints every line held back (before a demo's verdict).
+    pub fn flush(&self) {
+        print_older_than(u64::MAX);
     }
 }
 

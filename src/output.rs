@@ -56,6 +56,16 @@ pub enum Item<N> {
     },
 }
 
+thread_local! {
+    static NOTE_TIME: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// While a presenter shows a note: when the note happened (wall-clock µs),
+/// which may be a moment before it is shown. 0 outside a presenter.
+pub fn note_time() -> u64 {
+    NOTE_TIME.get()
+}
+
 /// Shows notes to whoever watches this node. Runs on the writer thread;
 /// `out` is the process's stdout, flushed after each batch.
 pub trait Present<N>: Send + 'static {
@@ -338,7 +348,11 @@ fn writer<N: Note>(
         }
         for item in batches.iter().flatten() {
             match item {
-                Item::Note { note, .. } => present.note(note, &mut out),
+                Item::Note { note, t_us } => {
+                    NOTE_TIME.set(*t_us);
+                    present.note(note, &mut out);
+                    NOTE_TIME.set(0);
+                }
                 Item::Lost { count, .. } => present.lost(*count, &mut out),
                 _ => {}
             }

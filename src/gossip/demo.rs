@@ -71,9 +71,10 @@ async fn run(o: DemoArgs) -> Outcome {
     let stage = Stage::new();
     let (tx, mut notes) = mpsc::channel::<(NodeId, Note)>(4096);
     println!(
-        "demo: {} gossip nodes on loopback, {:?} topology, each making a word about every {:.1}s; {:.0}s",
+        "demo: {} gossip nodes on loopback, {} topology, each making a word about every {:.1}s; {:.0}s",
         o.nodes,
-        o.topology,
+        clap::ValueEnum::to_possible_value(&o.topology)
+            .map_or_else(|| format!("{:?}", o.topology), |v| v.get_name().to_string()),
         params.mean_interval.as_secs_f64(),
         o.duration.as_secs_f64()
     );
@@ -187,6 +188,7 @@ async fn run(o: DemoArgs) -> Outcome {
     let records =
         read_files(std::slice::from_ref(&path)).map_err(|e| CliError::Failed(e.to_string()))?;
     let coverage = check::<GossipCheck>(&records);
+    stage.flush();
     println!("--- verdict ---");
     print!("{}", coverage.render());
     println!(

@@ -162,6 +162,7 @@ async fn run(o: DemoArgs) -> Outcome {
     let records =
         read_files(std::slice::from_ref(&path)).map_err(|e| CliError::Failed(e.to_string()))?;
     let report = check::<OrderCheck>(&records);
+    stage.flush();
     println!("--- verdict (all {} nodes) ---", o.nodes);
     print!("{}", report.render());
     println!(

@@ -188,6 +188,7 @@ async fn run(o: DemoArgs) -> Outcome {
     let records =
         read_files(std::slice::from_ref(&path)).map_err(|e| CliError::Failed(e.to_string()))?;
     let report = check::<TokenRingCheck>(&records);
+    stage.flush();
     println!("--- verdict ---");
     print!("{}", report.render());
     println!(
