@@ -244,6 +244,13 @@ pub async fn run<P: Protocol, T: Transport<P::Msg>>(node: Node<P, T>) -> P {
             _ = sleep => {}
         }
     }
+    // Commands typed before the stop happen first, in order (`lock` then
+    // `quit` typed at once must not lose the `lock`).
+    while let Ok(cmd) = r.node.commands.try_recv() {
+        r.out.set_now(r.now());
+        r.node.machine.on_command(cmd, &mut r.out);
+        r.apply();
+    }
     r.out.set_now(r.now());
     r.node.machine.on_stop(&mut r.out);
     let had_last_words = !r.out.is_empty();

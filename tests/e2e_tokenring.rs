@@ -467,3 +467,21 @@ fn start_with_a_ring_node_not_running_names_it() {
     a.send("quit");
     assert_eq!(a.wait_exit(10), Some(0));
 }
+
+/// Commands typed at once before `quit` all happen, in order: the `lock`
+/// is answered before the node stops (it used to be dropped).
+#[test]
+fn commands_typed_before_quit_are_carried_out() {
+    let dir = temp_dir("typed-ahead");
+    machines(&dir, &["a", "b"]);
+    let mut a = Proc::spawn("a", &["tokenring", "a", "--next", "b"], &dir);
+    a.expect("Type `help`", 10);
+    a.send("LOCK\nstatus\nquit now\nquit");
+    assert_eq!(a.wait_exit(10), Some(0));
+    let lines = a.lines();
+    let at = |needle: &str| lines.iter().position(|l| l.contains(needle));
+    let lock = at("waiting for the token").expect("lock answered");
+    let stopped = at("a stopped").expect("stopped");
+    assert!(lock < stopped, "{lines:?}");
+    assert!(at("takes nothing after it").is_some(), "{lines:?}");
+}

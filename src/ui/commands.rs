@@ -134,7 +134,13 @@ impl<C> Commands<C> {
         let (word, rest) = (word.to_lowercase(), rest.trim());
         match word.as_str() {
             "help" | "?" => return Parsed::Help,
-            "quit" | "exit" => return Parsed::Quit,
+            "quit" | "exit" if rest.is_empty() => return Parsed::Quit,
+            "quit" | "exit" => {
+                return Parsed::Error(format!(
+                    "`{}{word}` takes nothing after it (type `{}{word}` alone to leave)",
+                    self.prefix, self.prefix
+                ));
+            }
             _ => {}
         }
         match self
@@ -282,6 +288,9 @@ mod tests {
         assert_eq!(t.parse("  LOCK "), Parsed::Run(C::Lock));
         assert_eq!(t.parse(""), Parsed::Empty);
         assert_eq!(t.parse("exit"), Parsed::Quit);
+        assert!(
+            matches!(t.parse("quit now"), Parsed::Error(e) if e.contains("takes nothing after it"))
+        );
         assert_eq!(t.parse("?"), Parsed::Help);
         assert_eq!(t.parse("generate off"), Parsed::Run(C::Gen(false)));
         let Parsed::Error(e) = t.parse("gen") else {
