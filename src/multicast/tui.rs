@@ -44,6 +44,8 @@ pub struct App {
     status_asked: bool,
     /// Members we said messages wait for (said once per outage).
     told_waiting: BTreeSet<NodeId>,
+    /// Members seen up at least once ("up again" only after that).
+    seen_up: BTreeSet<NodeId>,
 }
 
 impl App {
@@ -66,6 +68,7 @@ impl App {
             generating: false,
             status_asked: false,
             told_waiting: BTreeSet::new(),
+            seen_up: BTreeSet::new(),
         };
         app.view.system("joining the group...");
         app.refresh_status();
@@ -154,9 +157,11 @@ impl App {
                 }
             }
             Note::PeerUp { peer } => {
+                let first = self.seen_up.insert(*peer);
                 if self.up.insert(*peer, true) == Some(false) {
+                    let again = if first { "" } else { " again" };
                     self.view
-                        .system(format!("{} is up again", self.name(*peer)));
+                        .system(format!("{} is up{again}", self.name(*peer)));
                 }
                 self.told_waiting.remove(peer);
             }
@@ -343,6 +348,20 @@ pub async fn run(
 mod tests {
     use super::*;
     use crate::ui::chat::tests_support::screen;
+
+    #[test]
+    fn a_member_seen_for_the_first_time_is_up_not_up_again() {
+        let c = Arc::new(Cluster::loopback(3, 40000));
+        let mut app = App::new(c, NodeId(0), None);
+        app.note(&Note::PeerDown { peer: NodeId(1) });
+        app.note(&Note::PeerUp { peer: NodeId(1) });
+        let s = screen(&mut app.view, 110, 14);
+        assert!(s.contains("l2 is up") && !s.contains("up again"), "{s}");
+        app.note(&Note::PeerDown { peer: NodeId(1) });
+        app.note(&Note::PeerUp { peer: NodeId(1) });
+        let s = screen(&mut app.view, 110, 14);
+        assert!(s.contains("l2 is up again"), "{s}");
+    }
 
     #[test]
     fn deliveries_pending_messages_status_and_commands() {
