@@ -102,3 +102,21 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+/// Times `count` `lock` → `entered the critical section` round trips on
+/// `p` (each followed by `unlock` → `left the critical section`), as a user
+/// at its prompt would see them; sorted.
+pub fn time_locks(p: &mut Proc, count: usize) -> Result<Vec<Duration>, String> {
+    let mut waits = Vec::with_capacity(count);
+    for _ in 0..count {
+        while p.lines.try_recv().is_ok() {}
+        let asked = Instant::now();
+        p.say("lock")?;
+        let entered = p.wait("entered the critical section", Duration::from_secs(10))?;
+        waits.push(entered.saturating_duration_since(asked));
+        p.say("unlock")?;
+        p.wait("left the critical section", Duration::from_secs(10))?;
+    }
+    waits.sort_unstable();
+    Ok(waits)
+}

@@ -61,6 +61,38 @@ pub fn overlaps(intervals: &[Interval]) -> Vec<(Interval, Interval)> {
     out
 }
 
+/// `critical-section entries: N (a 3, b 2)`, or just 0.
+pub fn entries_line(entries: &std::collections::BTreeMap<String, u64>) -> String {
+    let total: u64 = entries.values().sum();
+    if entries.is_empty() {
+        return "critical-section entries: 0".into();
+    }
+    let per_node = entries
+        .iter()
+        .map(|(n, c)| format!("{n} {c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("critical-section entries: {total} ({per_node})")
+}
+
+/// The mutual-exclusion lines of a report: the overlaps (up to 10), or
+/// NOT EXERCISED, or OK over `intervals`.
+pub fn exclusion_lines(violations: &[(Interval, Interval)], intervals: usize) -> String {
+    if !violations.is_empty() {
+        let mut s = format!("mutual exclusion: VIOLATED {} time(s)\n", violations.len());
+        for (a, b) in violations.iter().take(10) {
+            s.push_str(&format!("  {a}\n  overlaps {b}\n"));
+        }
+        s
+    } else if intervals == 0 {
+        "mutual exclusion: NOT EXERCISED (no node entered the critical section, so there was nothing to check)\n".into()
+    } else {
+        format!(
+            "mutual exclusion: OK ({intervals} critical-section intervals, never two at once)\n"
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,12 +5,12 @@
 //! token ring's own benchmark on the same sizes, for comparison.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 
 use super::check::MutexCheck;
-use crate::bench::{Proc, loopback_config};
+use crate::bench::{Proc, loopback_config, time_locks};
 use crate::check::check;
 use crate::cli::{CliError, Outcome};
 use crate::events::{Entry, Record, read_files, wall_us};
@@ -110,18 +110,7 @@ fn measure(o: &BenchArgs, n: usize, reuse: bool) -> Result<bool, String> {
     std::thread::sleep(Duration::from_millis(300));
 
     // Low load: one node locks and unlocks, nobody else wants in.
-    let locker = &mut nodes[0];
-    let mut waits = Vec::with_capacity(o.locks);
-    for _ in 0..o.locks {
-        while locker.lines.try_recv().is_ok() {}
-        let asked = Instant::now();
-        locker.say("lock")?;
-        let entered = locker.wait("entered the critical section", Duration::from_secs(10))?;
-        waits.push(entered.saturating_duration_since(asked));
-        locker.say("unlock")?;
-        locker.wait("left the critical section", Duration::from_secs(10))?;
-    }
-    waits.sort_unstable();
+    let waits = time_locks(&mut nodes[0], o.locks)?;
 
     // Contention: every node locks again as soon as it is out.
     let contended_from = wall_us();

@@ -19,7 +19,7 @@ use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 
 use super::check::TokenRingCheck;
-use crate::bench::{Proc, loopback_config};
+use crate::bench::{Proc, loopback_config, time_locks};
 use crate::check::check;
 use crate::cli::{CliError, Outcome};
 use crate::events::read_files;
@@ -171,18 +171,7 @@ fn measure(o: &BenchArgs, placement: Placement) -> Result<bool, String> {
     if let Some(wait) = Duration::from_millis(2300).checked_sub(born.elapsed()) {
         std::thread::sleep(wait);
     }
-    let locker = &mut nodes[1 % n];
-    let mut waits = Vec::with_capacity(o.locks);
-    for _ in 0..o.locks {
-        while locker.lines.try_recv().is_ok() {}
-        let asked = Instant::now();
-        locker.say("lock")?;
-        let entered = locker.wait("entered the critical section", Duration::from_secs(10))?;
-        waits.push(entered.saturating_duration_since(asked));
-        locker.say("unlock")?;
-        locker.wait("left the critical section", Duration::from_secs(10))?;
-    }
-    waits.sort_unstable();
+    let waits = time_locks(&mut nodes[1 % n], o.locks)?;
     if !waits.is_empty() {
         println!(
             "  lock-to-enter ({} locks, token moving): {}",

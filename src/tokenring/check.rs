@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::events::Event;
-use crate::check::intervals::{End, Interval, overlaps};
+use crate::check::intervals::{End, Interval, entries_line, exclusion_lines, overlaps};
 use crate::check::{Checker, Report, Verdict, verdict_line};
 use crate::events::{Common, Entry, Record};
 use crate::stats::percentile;
@@ -192,21 +192,7 @@ impl Report for TokenRingReport {
 
     fn render(&self) -> String {
         let mut s = String::new();
-        let per_node = self
-            .entries
-            .iter()
-            .map(|(n, c)| format!("{n} {c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if per_node.is_empty() {
-            let _ = writeln!(s, "critical-section entries: 0");
-        } else {
-            let _ = writeln!(
-                s,
-                "critical-section entries: {} ({per_node})",
-                self.total_entries()
-            );
-        }
+        let _ = writeln!(s, "{}", entries_line(&self.entries));
         if !self.lock_waits_us.is_empty() {
             let mut w = self.lock_waits_us.clone();
             w.sort_unstable();
@@ -255,27 +241,7 @@ impl Report for TokenRingReport {
                 self.pending.len()
             );
         }
-        if !self.safe() {
-            let _ = writeln!(
-                s,
-                "mutual exclusion: VIOLATED {} time(s)",
-                self.violations.len()
-            );
-            for (a, b) in self.violations.iter().take(10) {
-                let _ = writeln!(s, "  {a}\n  overlaps {b}");
-            }
-        } else if self.intervals == 0 {
-            let _ = writeln!(
-                s,
-                "mutual exclusion: NOT EXERCISED (no node entered the critical section, so there was nothing to check)"
-            );
-        } else {
-            let _ = writeln!(
-                s,
-                "mutual exclusion: OK ({} critical-section intervals, never two at once)",
-                self.intervals
-            );
-        }
+        s.push_str(&exclusion_lines(&self.violations, self.intervals));
         let _ = writeln!(
             s,
             "{}",
