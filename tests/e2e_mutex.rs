@@ -130,7 +130,10 @@ fn quit_inside_answers_the_deferred_and_reuse_costs_nothing() {
     a.send("frobnicate");
     a.expect("unknown command", 5);
     a.send("auto sometimes");
-    a.expect("auto sometimes", 5);
+    a.expect(
+        "\"sometimes\" is not a mean time between locks (usage: auto [MEAN]|off)",
+        5,
+    );
     a.send("lock");
     a.expect("entered the critical section", 5);
     a.send("unlock");

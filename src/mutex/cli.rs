@@ -88,7 +88,7 @@ fn commands() -> Commands<Cmd> {
                 "" => Ok(Cmd::Auto(Some(Duration::from_secs(1)))),
                 m => crate::duration::parse(m)
                     .map(|d| Cmd::Auto(Some(d)))
-                    .map_err(|e| format!("auto {m}: {e}; write e.g. `auto 500ms` or `auto off`")),
+                    .map_err(|_| format!("`auto {m}`: {m:?} is not a mean time between locks")),
             },
         )
 }
