@@ -15,7 +15,7 @@ use crate::check::check;
 use crate::cli::{CliError, Outcome};
 use crate::events::{Entry, Record, read_files, wall_us};
 use crate::registry::Run;
-use crate::stats::summary;
+use crate::stats::{percentile, summary};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -155,11 +155,14 @@ fn measure(o: &BenchArgs, n: usize, reuse: bool) -> Result<bool, String> {
         low.messages_per_entry(),
         summary(&waits, &[0.5, 0.9, 0.99, 1.0])
     );
+    let mut busy_waits = high.waits_us.clone();
+    busy_waits.sort_unstable();
     println!(
-        "  every node contending, hold 0: {entries_per_s:.0} entries/s ({} entries in {:.1}s), {:.2} messages per entry",
+        "  every node contending, hold 0: {entries_per_s:.0} entries/s ({} entries in {:.1}s), {:.2} messages per entry, request-to-enter median {:.2}ms",
         high.total_entries(),
         o.seconds,
-        high.messages_per_entry()
+        high.messages_per_entry(),
+        percentile(&busy_waits, 0.5) as f64 / 1e3
     );
     println!(
         "  event logs: {} entries checked; mutual exclusion {}, priority {}, every request {}",
