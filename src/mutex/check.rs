@@ -118,6 +118,11 @@ impl MutexCheck {
     /// A life ended (crash, stop, or a new life began): out of the critical
     /// section at `t`, its pending request gone.
     fn end_life(&mut self, node: &str, t: u64) {
+        // What others knew of this life's requests is about a life that is
+        // gone (its next life may even reuse a timestamp).
+        for other in self.nodes.values_mut() {
+            other.known.remove(node);
+        }
         let s = self.node(node);
         s.pending = None;
         s.known.clear();
@@ -436,6 +441,35 @@ mod tests {
         assert_eq!(r.violations.len(), 1);
         assert_eq!(r.pending, vec![("c".to_string(), 9, 30)]);
         assert!(r.render().contains("verdict: VIOLATED"));
+    }
+
+    #[test]
+    fn a_request_of_an_earlier_life_is_not_knowledge_of_the_next() {
+        let crash = Record {
+            t_us: 20,
+            node: "b".into(),
+            entry: Entry::Common(Common::Crash),
+        };
+        // a knew b's old request ts=5; b crashed, came back and asked
+        // again with ts=5 (a new clock); a entered before hearing of it.
+        let r = check::<MutexCheck>(&[
+            req(0, "b", 5),
+            rec(
+                1,
+                "a",
+                Event::Deferred {
+                    from: "b".into(),
+                    ts: 5,
+                },
+            ),
+            crash,
+            req(30, "a", 7),
+            req(31, "b", 5),
+            enter(32, "a"),
+            exit(33, "a"),
+            enter(34, "b"),
+        ]);
+        assert!(r.out_of_order.is_empty(), "{}", r.render());
     }
 
     #[test]
