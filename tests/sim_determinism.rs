@@ -8,7 +8,7 @@ use common::{run, temp_dir};
 #[test]
 fn the_same_seed_gives_byte_identical_events() {
     let dir = temp_dir("determinism");
-    let runs: [(&str, &[&str]); 3] = [
+    let runs: [(&str, &[&str]); 4] = [
         (
             "tokenring",
             &[
@@ -52,6 +52,22 @@ fn the_same_seed_gives_byte_identical_events() {
                 "0.01",
                 "--partition",
                 "l1|l2,l3@1s-2s",
+            ],
+        ),
+        (
+            "mutex",
+            &[
+                "--nodes",
+                "4",
+                "--duration",
+                "3s",
+                "--loss",
+                "0.02",
+                "--reuse-permissions",
+                "--crash",
+                "l2@1s",
+                "--restart",
+                "l2@2s",
             ],
         ),
     ];
