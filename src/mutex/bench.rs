@@ -4,16 +4,16 @@
 //! per second with every node contending and zero hold time. Then the
 //! token ring's own benchmark on the same sizes, for comparison.
 
-use std::path::Path;
 use std::time::Duration;
 
 use clap::Args;
 
 use super::check::MutexCheck;
+use super::events::Event;
 use crate::bench::{Proc, loopback_config, time_locks};
 use crate::check::check;
 use crate::cli::{CliError, Outcome};
-use crate::events::{Entry, Record, read_files, wall_us};
+use crate::events::{read_files, wall_us};
 use crate::registry::Run;
 use crate::stats::{percentile, summary};
 
@@ -131,17 +131,17 @@ fn measure(o: &BenchArgs, n: usize, reuse: bool) -> Result<bool, String> {
     }
     drop(nodes);
 
-    let records = logs(&dir, &names)?;
-    let (idle, busy): (Vec<_>, Vec<_>) = records.into_iter().partition(|r| r.t_us < contended_from);
-    let window: Vec<_> = busy
+    // The logs come back sorted by time: the phases are slices of them.
+    let files: Vec<_> = names
         .iter()
-        .filter(|r| r.t_us <= contended_to)
-        .cloned()
+        .map(|n| dir.join(format!("{n}.jsonl")))
         .collect();
-    let all: Vec<_> = idle.iter().chain(busy.iter()).cloned().collect();
-    let whole = check::<MutexCheck>(&all);
-    let low = check::<MutexCheck>(&idle);
-    let high = check::<MutexCheck>(&window);
+    let records = read_files::<Event>(&files).map_err(|e| e.to_string())?;
+    let busy_from = records.partition_point(|r| r.t_us < contended_from);
+    let busy_to = records.partition_point(|r| r.t_us <= contended_to);
+    let whole = check::<MutexCheck>(&records);
+    let low = check::<MutexCheck>(&records[..busy_from]);
+    let high = check::<MutexCheck>(&records[busy_from..busy_to]);
     let entries_per_s = high.total_entries() as f64 / o.seconds;
     let mode = if reuse {
         "permissions reused"
@@ -185,16 +185,4 @@ fn measure(o: &BenchArgs, n: usize, reuse: bool) -> Result<bool, String> {
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(whole.safe() && whole.pending.is_empty())
-}
-
-fn logs(dir: &Path, names: &[String]) -> Result<Vec<Record<super::events::Event>>, String> {
-    let files: Vec<_> = names
-        .iter()
-        .map(|n| dir.join(format!("{n}.jsonl")))
-        .collect();
-    let records = read_files(&files).map_err(|e| e.to_string())?;
-    Ok(records
-        .into_iter()
-        .filter(|r| !matches!(r.entry, Entry::Algo(super::events::Event::Other)))
-        .collect())
 }
