@@ -22,7 +22,7 @@ use crate::node::{Note as _, Rng};
 use crate::registry::Run;
 use crate::ui::commands::{Commands, on_off};
 use crate::ui::input::Stdin;
-use crate::ui::prompt::{Asked, ask_own_name};
+use crate::ui::prompt::own_name;
 use crate::ui::shell::{Session, command_loop};
 
 #[derive(Args, Debug)]
@@ -106,30 +106,8 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
         )));
     }
     let mut input = Stdin::start();
-    let me = match &a.name {
-        Some(n) => c.require(n)?,
-        None if input.tty => {
-            println!(
-                "members in {}: {}",
-                c.source().display(),
-                c.names().join(", ")
-            );
-            match ask_own_name(&mut input, &c).await {
-                Asked::Answer(m) => m,
-                Asked::End => {
-                    eprintln!("no name given: nothing started");
-                    return Ok(());
-                }
-                Asked::Interrupted => return Ok(()),
-            }
-        }
-        None => {
-            return Err(CliError::usage(format!(
-                "give this node's NAME (stdin is not a terminal, so I cannot ask); members in {}: {}",
-                c.source().display(),
-                c.names().join(", ")
-            )));
-        }
+    let Some(me) = own_name(&mut input, &c, a.name.as_deref(), "members").await? else {
+        return Ok(());
     };
     let tui = use_tui(a.plain);
     if tui {

@@ -18,7 +18,7 @@ use crate::registry::Run;
 use crate::ui::commands::Commands;
 use crate::ui::console::Console;
 use crate::ui::input::Stdin;
-use crate::ui::prompt::{Asked, ask_own_name};
+use crate::ui::prompt::own_name;
 use crate::ui::shell::{Session, command_loop};
 
 #[derive(Args, Debug)]
@@ -97,30 +97,8 @@ fn commands() -> Commands<Cmd> {
 async fn run(a: NodeArgs) -> Result<(), CliError> {
     let cluster = Arc::new(Cluster::from_flag(a.machines.as_deref(), "machines.txt")?);
     let mut input = Stdin::start();
-    let me = match &a.name {
-        Some(n) => cluster.require(n)?,
-        None if !input.tty => {
-            return Err(CliError::usage(format!(
-                "give this node's NAME (stdin is not a terminal, so I cannot ask); machines in {}: {}",
-                cluster.source().display(),
-                cluster.names().join(", ")
-            )));
-        }
-        None => {
-            println!(
-                "machines in {}: {}",
-                cluster.source().display(),
-                cluster.names().join(", ")
-            );
-            match ask_own_name(&mut input, &cluster).await {
-                Asked::Answer(m) => m,
-                Asked::End => {
-                    eprintln!("no name given: nothing started");
-                    return Ok(());
-                }
-                Asked::Interrupted => return Ok(()),
-            }
-        }
+    let Some(me) = own_name(&mut input, &cluster, a.name.as_deref(), "machines").await? else {
+        return Ok(());
     };
     let mut cs_log = a.cs_log.as_deref().map(open_append).transpose()?;
     let console = Console::new();

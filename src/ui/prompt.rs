@@ -101,3 +101,37 @@ pub fn node_answer(
         },
     }
 }
+
+/// This node's name: `given` (checked against `cluster`), else asked for on
+/// a terminal (listing the `what`, "machines" or "members"). `Ok(None)`:
+/// the user ended the question, so nothing starts. Without a terminal and
+/// without a name it is a usage error that lists the names.
+pub async fn own_name(
+    input: &mut Stdin,
+    cluster: &Cluster,
+    given: Option<&str>,
+    what: &str,
+) -> Result<Option<NodeId>, crate::cli::CliError> {
+    if let Some(n) = given {
+        return Ok(Some(cluster.require(n)?));
+    }
+    let list = format!(
+        "{what} in {}: {}",
+        cluster.source().display(),
+        cluster.names().join(", ")
+    );
+    if !input.tty {
+        return Err(crate::cli::CliError::usage(format!(
+            "give this node's NAME (stdin is not a terminal, so I cannot ask); {list}"
+        )));
+    }
+    println!("{list}");
+    match ask_own_name(input, cluster).await {
+        Asked::Answer(m) => Ok(Some(m)),
+        Asked::End => {
+            eprintln!("no name given: nothing started");
+            Ok(None)
+        }
+        Asked::Interrupted => Ok(None),
+    }
+}
