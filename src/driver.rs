@@ -26,7 +26,7 @@ use crate::config::{Cluster, NodeId};
 use crate::events::{Common, wall_us};
 use crate::net::grpc::{GrpcTransport, stopped};
 use crate::net::{Inbound, LinkTable, NetError, Transport, Wire};
-use crate::node::{Effect, Out, Protocol};
+use crate::node::{Effect, Note, Out, Protocol};
 use crate::output::{Item, Output};
 
 /// Most inbound messages handled before due timers get their turn.
@@ -162,7 +162,7 @@ impl<P: Protocol, T: Transport<P::Msg>> Run<P, T> {
 
 /// Runs the node until shutdown; returns its state machine.
 pub async fn run<P: Protocol, T: Transport<P::Msg>>(node: Node<P, T>) -> P {
-    let record_sends = node.output.records_events();
+    let record_sends = node.output.records_events() && !<P::Note as Note>::LOGS_OWN_SENDS;
     let mut r = Run {
         node,
         started: Instant::now(),

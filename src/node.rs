@@ -39,6 +39,9 @@ pub trait Note: Clone + Debug + Send + 'static {
     fn routine(&self) -> bool {
         false
     }
+    /// The algorithm writes its own `send` events (with fields of its own),
+    /// so the drivers do not log a common `send` per message for it.
+    const LOGS_OWN_SENDS: bool = false;
 }
 
 /// A distributed algorithm as a pure state machine.

@@ -509,13 +509,15 @@ impl<P: Protocol> Sim<P> {
             self.traffic.too_large += 1;
             return;
         }
-        self.log_common(
-            from,
-            Common::Send {
-                to: self.cluster.name(to).to_string(),
-                kind: msg.kind().to_string(),
-            },
-        );
+        if !<P::Note as crate::node::Note>::LOGS_OWN_SENDS {
+            self.log_common(
+                from,
+                Common::Send {
+                    to: self.cluster.name(to).to_string(),
+                    kind: msg.kind().to_string(),
+                },
+            );
+        }
         let reachable = self.slots[to.index()].machine.is_some() && !self.cut.contains(&(from, to));
         match self.links.get(&(from, to)).copied().unwrap_or(LinkSt::Up) {
             LinkSt::Breaking => {
