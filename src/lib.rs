@@ -24,11 +24,13 @@
 //! * `gossip`    — word dissemination by rumor mongering and anti-entropy.
 //! * `multicast` — totally ordered multicast chat.
 //! * `mutex`     — Ricart–Agrawala mutual exclusion (permissions, no token).
+//! * `clocks`    — the logical-clock scale model and its lab report.
 #![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod check;
 pub mod cli;
+pub mod clocks;
 pub mod config;
 pub mod demo;
 pub mod driver;

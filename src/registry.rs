@@ -18,6 +18,7 @@ pub static ALGORITHMS: &[&dyn Algorithm] = &[
     &crate::mutex::MutexAlgorithm,
     &crate::gossip::GossipAlgorithm,
     &crate::multicast::MulticastAlgorithm,
+    &crate::clocks::ClocksAlgorithm,
 ];
 
 /// An algorithm as the command line sees it.
