@@ -83,7 +83,7 @@ It picks its rate, waits for the others, then prints a line per tick:\n  \
 #12    clock 31     queue 2    recv l3@29 (+3)\n\
 Commands: status, quit (Ctrl-D, Ctrl-C).\n\n\
 Or let dsys run and study it:\n  \
-dsys clocks run               5 one-minute runs of 3 real processes, then a report\n  \
+dsys clocks run               5 one-minute runs of 3 real processes, a report\n  \
 dsys clocks sim               the same in virtual time (well under a second)\n  \
 dsys clocks report DIR        the lab notebook from any runs' logs\n  \
 dsys clocks sweep             rate spread x internal probability, tabulated\n  \

@@ -244,6 +244,7 @@ pub struct SweepArgs {
     /// Where the table and its figures go (DIR/sweep.md)
     #[arg(long, default_value = "clocks-sweep", value_name = "DIR")]
     pub out: PathBuf,
+    /// Seed of every random choice: the same seed gives the same table
     #[arg(long, default_value_t = 1, value_name = "S")]
     pub seed: u64,
 }
