@@ -210,6 +210,14 @@ impl Cluster {
         &self.names
     }
 
+    /// `l1, l2, l3`: the names of `ids`, for a line of text.
+    pub fn list(&self, ids: &[NodeId]) -> String {
+        ids.iter()
+            .map(|&i| self.name(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn addr(&self, id: NodeId) -> SocketAddr {
         self.addrs[id.index()]
     }

@@ -103,42 +103,42 @@ fn machine_label(run: &Run, i: usize) -> String {
     format!("{} ({}/s)", m.name, m.rate)
 }
 
-/// `<run>-clock.svg`: every machine's logical clock against system time.
-pub fn clock(run: &Run, path: &Path) -> Res {
-    let series: Vec<_> = run
+/// Every machine's line of `points` (time, value) on one chart.
+fn per_machine(
+    run: &Run,
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    points: impl Fn(&super::analysis::Machine) -> &[(f64, u64)],
+) -> Res {
+    let series: Vec<Series> = run
         .machines
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let pts = m.clock_at.iter().map(|&(t, c)| (t, c as f64)).collect();
+            let pts = points(m).iter().map(|&(t, v)| (t, v as f64)).collect();
             (machine_label(run, i), i, pts)
         })
         .collect();
-    lines(
+    lines(path, &format!("{}: {title}", run.name), y_desc, &series)
+}
+
+/// `<run>-clock.svg`: every machine's logical clock against system time.
+pub fn clock(run: &Run, path: &Path) -> Res {
+    per_machine(
+        run,
         path,
-        &format!("{}: logical clock against system time", run.name),
+        "logical clock against system time",
         "logical clock",
-        &series,
+        |m| &m.clock_at,
     )
 }
 
 /// `<run>-queue.svg`: every machine's network queue length against time.
 pub fn queue(run: &Run, path: &Path) -> Res {
-    let series: Vec<_> = run
-        .machines
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let pts = m.queue_at.iter().map(|&(t, q)| (t, q as f64)).collect();
-            (machine_label(run, i), i, pts)
-        })
-        .collect();
-    lines(
-        path,
-        &format!("{}: network queue length", run.name),
-        "messages waiting",
-        &series,
-    )
+    per_machine(run, path, "network queue length", "messages waiting", |m| {
+        &m.queue_at
+    })
 }
 
 /// `<run>-drift.svg`: max clock - min clock against time.

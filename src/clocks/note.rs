@@ -87,13 +87,6 @@ pub struct Status {
     pub missing: Vec<NodeId>,
 }
 
-fn names(c: &Cluster, ids: &[NodeId]) -> String {
-    ids.iter()
-        .map(|&i| c.name(i).to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl crate::node::Note for Note {
     type Event = Event;
 
@@ -172,11 +165,11 @@ impl crate::node::Note for Note {
             }
             Note::Waiting { missing } => format!(
                 "waiting to hear from {} (started?); ticking begins when every machine is connected",
-                names(c, missing)
+                c.list(missing)
             ),
             Note::Ticking { rate, others } => format!(
                 "connected to {}: ticking at {rate}/s (`status`, `quit`)",
-                names(c, others)
+                c.list(others)
             ),
             Note::Tick {
                 n,
@@ -189,7 +182,7 @@ impl crate::node::Note for Note {
                     TickAction::Received { from, msg_clock } => {
                         format!("recv {}@{msg_clock}", c.name(*from))
                     }
-                    TickAction::Sent { to } => format!("send {}", names(c, to)),
+                    TickAction::Sent { to } => format!("send {}", c.list(to)),
                     TickAction::Internal => "internal".to_string(),
                 };
                 let jump = if *jump > 1 {
@@ -233,7 +226,7 @@ impl crate::node::Note for Note {
                     s.queue_len
                 );
                 if !s.missing.is_empty() {
-                    line.push_str(&format!("; not heard from: {}", names(c, &s.missing)));
+                    line.push_str(&format!("; not heard from: {}", c.list(&s.missing)));
                 }
                 line
             }

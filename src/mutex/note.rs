@@ -101,13 +101,6 @@ pub struct Status {
     pub entries: u64,
 }
 
-fn names(c: &Cluster, ids: &[NodeId]) -> String {
-    ids.iter()
-        .map(|&i| c.name(i).to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl crate::node::Note for Note {
     type Event = Event;
 
@@ -149,13 +142,13 @@ impl crate::node::Note for Note {
                 (true, true) => format!("request ts={ts}: no other node to ask"),
                 (true, false) => format!(
                     "request ts={ts}: every permission is still held from earlier entries ({}): no messages",
-                    names(c, kept)
+                    c.list(kept)
                 ),
-                (false, true) => format!("request ts={ts} sent to {}", names(c, asked)),
+                (false, true) => format!("request ts={ts} sent to {}", c.list(asked)),
                 (false, false) => format!(
                     "request ts={ts} sent to {} (permission still held from {})",
-                    names(c, asked),
-                    names(c, kept)
+                    c.list(asked),
+                    c.list(kept)
                 ),
             },
             Note::ReplyReceived { from, got, need } => {
@@ -199,12 +192,12 @@ impl crate::node::Note for Note {
             Note::CsExit { answered } if answered.is_empty() => "left the critical section".into(),
             Note::CsExit { answered } => format!(
                 "left the critical section; replied to the deferred: {}",
-                names(c, answered)
+                c.list(answered)
             ),
             Note::Cancelled { answered } if answered.is_empty() => "request withdrawn".into(),
             Note::Cancelled { answered } => format!(
                 "request withdrawn; replied to the deferred: {}",
-                names(c, answered)
+                c.list(answered)
             ),
             Note::PeerDown { peer } => format!("{} is DOWN", c.name(*peer)),
             Note::PeerUp { peer } => format!("{} is up", c.name(*peer)),
@@ -268,7 +261,7 @@ fn status_text(c: &Cluster, s: &Status) -> String {
         out.push_str(&format!("\nrequests deferred: {}", list.join(", ")));
     }
     if s.reuse && !s.kept.is_empty() {
-        out.push_str(&format!("\npermissions held: {}", names(c, &s.kept)));
+        out.push_str(&format!("\npermissions held: {}", c.list(&s.kept)));
     }
     if let Some(m) = s.auto {
         out.push_str(&format!(
