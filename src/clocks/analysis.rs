@@ -254,8 +254,23 @@ pub fn read_run(name: &str, files: &[PathBuf]) -> Result<Run, AnalysisError> {
 /// Studies one run's records (in time order). Only a machine's last life
 /// counts (a restarted machine starts its clock again).
 pub fn analyse(name: &str, records: &[Record<Event>]) -> Run {
+    // Each machine's last `setup` starts the life that counts (a log a
+    // machine appended to over several sessions holds them all), and the
+    // run begins with the earliest of those.
+    let mut last_setup: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate() {
+        if matches!(r.entry, Entry::Algo(Event::Setup { .. })) {
+            last_setup.insert(&r.node, i);
+        }
+    }
+    let records: Vec<&Record<Event>> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| last_setup.get(r.node.as_str()).is_some_and(|s| i >= s))
+        .map(|(_, r)| r)
+        .collect();
     let t0 = records.iter().map(|r| r.t_us).min().unwrap_or(0);
-    let secs = |t: u64| (t - t0) as f64 / 1e6;
+    let secs = |t: u64| t.saturating_sub(t0) as f64 / 1e6;
     let mut by_name: BTreeMap<String, Machine> = BTreeMap::new();
     let mut prev_clock: BTreeMap<String, u64> = BTreeMap::new();
     for r in records {
@@ -544,6 +559,46 @@ mod tests {
         assert_eq!(run.final_drift, 1);
         assert_eq!(run.spread(), 1);
         assert_eq!(run.slowest().unwrap().name, "a");
+    }
+
+    #[test]
+    fn only_each_machines_last_life_counts() {
+        let mut r = vec![setup("a", 1, &["b"]), setup("b", 1, &["a"])];
+        r.push(rec(
+            1_000_000,
+            "a",
+            Event::Tick {
+                n: 1,
+                queue_len: 0,
+                clock: 1,
+            },
+        ));
+        // a starts again an hour later, with a new rate.
+        let later = 3_600_000_000;
+        r.push(rec(
+            later,
+            "a",
+            Event::Setup {
+                rate: 4,
+                event_range: Some(10),
+                internal_prob: 0.7,
+                machines: vec!["b".into()],
+            },
+        ));
+        r.push(rec(
+            later + 250_000,
+            "a",
+            Event::Tick {
+                n: 1,
+                queue_len: 0,
+                clock: 1,
+            },
+        ));
+        let run = analyse("run", &r);
+        let a = &run.machines[0];
+        assert_eq!((a.rate, a.ticks), (4, 1));
+        // b's last life began at 0: the run starts there.
+        assert!((a.first_tick - 3600.25).abs() < 1e-9, "{}", a.first_tick);
     }
 
     #[test]
