@@ -25,9 +25,11 @@
 //! * `multicast` — totally ordered multicast chat.
 //! * `mutex`     — Ricart–Agrawala mutual exclusion (permissions, no token).
 //! * `clocks`    — the logical-clock scale model and its lab report.
+//! * `chat`      — an account chat server: its own wire protocol and gRPC.
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod chat;
 pub mod check;
 pub mod cli;
 pub mod clocks;

@@ -19,6 +19,7 @@ pub static ALGORITHMS: &[&dyn Algorithm] = &[
     &crate::gossip::GossipAlgorithm,
     &crate::multicast::MulticastAlgorithm,
     &crate::clocks::ClocksAlgorithm,
+    &crate::chat::ChatAlgorithm,
 ];
 
 /// An algorithm as the command line sees it.

@@ -183,6 +183,9 @@ pub struct View {
     editor: Editor,
     status: Line<'static>,
     prompt: String,
+    title: String,
+    /// A question whose answer is not shown (a password): its prompt.
+    secret: Option<String>,
 }
 
 impl View {
@@ -197,7 +200,21 @@ impl View {
             editor: Editor::default(),
             status: Line::default(),
             prompt: prompt.to_string(),
+            title: "messages, in total order".to_string(),
+            secret: None,
         }
+    }
+
+    /// The message pane's title.
+    pub fn set_title(&mut self, title: &str) {
+        self.title = title.to_string();
+    }
+
+    /// Asks for a secret (a password): the input shows `*` per character
+    /// under `prompt`, and the answer stays out of the history. `None`
+    /// returns to normal input.
+    pub fn set_secret(&mut self, prompt: Option<&str>) {
+        self.secret = prompt.map(str::to_string);
     }
 
     pub fn push(&mut self, e: Entry) {
@@ -274,11 +291,17 @@ impl View {
             KeyCode::Right => e.cursor = (e.cursor + 1).min(e.len()),
             KeyCode::Home => e.cursor = 0,
             KeyCode::End => e.cursor = e.len(),
-            KeyCode::Up => e.recall(true),
-            KeyCode::Down => e.recall(false),
+            KeyCode::Up if self.secret.is_none() => e.recall(true),
+            KeyCode::Down if self.secret.is_none() => e.recall(false),
             KeyCode::PageUp => self.scroll_by(self.page() as isize),
             KeyCode::PageDown => self.scroll_by(-(self.page() as isize)),
             KeyCode::Enter => {
+                if self.secret.is_some() {
+                    let line = std::mem::take(&mut e.text);
+                    e.cursor = 0;
+                    e.offset = 0;
+                    return Key::Submit(line);
+                }
                 let line = e.take();
                 if !line.trim().is_empty() {
                     return Key::Submit(line);
@@ -400,15 +423,19 @@ impl View {
                 self.scroll
             )
         } else {
-            " messages, in total order ".to_string()
+            format!(" {} ", self.title)
         };
         f.render_widget(
             Paragraph::new(rows[top..bottom].to_vec()).block(Block::bordered().title(title)),
             msgs,
         );
         let (shown, cursor) = self.editor.visible(input.width.saturating_sub(2) as usize);
+        let (shown, prompt) = match &self.secret {
+            Some(p) => ("*".repeat(shown.chars().count()), p),
+            None => (shown, &self.prompt),
+        };
         f.render_widget(
-            Paragraph::new(shown).block(Block::bordered().title(format!(" {} ", self.prompt))),
+            Paragraph::new(shown).block(Block::bordered().title(format!(" {prompt} "))),
             input,
         );
         f.set_cursor_position((input.x + 1 + cursor as u16, input.y + 1));

@@ -1,0 +1,240 @@
+//! The wire protocol's server side: plain TCP, one reader and one writer
+//! task per connection. The reader takes frames one at a time, in order,
+//! and hands each to the service; the writer sends responses and pushes,
+//! batching what is waiting into one write. A bad frame gets an error frame
+//! and the connection is closed; nobody else notices.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use super::service::{ChatError, ChatService, Message, Sent, Session};
+use super::wire::{self, FrameError, Request, Response};
+
+/// Connections served at once, at most; past it a new one gets an error
+/// frame and is closed.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Responses waiting for a connection's writer, at most (its reader waits).
+const OUT_QUEUE: usize = 256;
+
+/// What the writer sends: a response, or the last frame before closing.
+enum Out {
+    Frame(u32, Response),
+    Close(u32, Response),
+}
+
+pub async fn serve(listener: TcpListener, service: ChatService, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = crate::net::grpc::stopped(&mut stop) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors, most likely: wait instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(async move {
+                let (_, mut wr) = stream.into_split();
+                let mut buf = Vec::new();
+                Response::Error {
+                    code: super::service::ChatError::Storage(String::new()).code(),
+                    message: format!("the server is full ({MAX_CONNECTIONS} connections)"),
+                }
+                .encode(0, &mut buf);
+                let _ = wr.write_all(&buf).await;
+            });
+            continue;
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            connection(stream, service).await;
+            tracing::debug!(%peer, "connection closed");
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(stream: tokio::net::TcpStream, service: ChatService) {
+    let (mut rd, wr) = stream.into_split();
+    let (mut session, pushes) = service.connect();
+    let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+    let writer = tokio::spawn(writer(wr, out_rx, pushes));
+    let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    'read: loop {
+        // Every whole frame in the buffer, in order.
+        loop {
+            let len = match wire::frame_len(&buf) {
+                Ok(Some(len)) => len,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = out_tx.send(protocol_error(&e)).await;
+                    break 'read;
+                }
+            };
+            let decoded = Request::decode(&buf[4..4 + len]);
+            buf.drain(..4 + len);
+            match decoded {
+                Ok((id, req)) => {
+                    let resp = handle(&service, &mut session, req).await;
+                    if out_tx.send(Out::Frame(id, resp)).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Err(e) => {
+                    let _ = out_tx.send(protocol_error(&e)).await;
+                    break 'read;
+                }
+            }
+        }
+        match rd.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    service.disconnect(&mut session);
+    drop(out_tx);
+    let _ = writer.await;
+}
+
+fn protocol_error(e: &FrameError) -> Out {
+    Out::Close(
+        0,
+        Response::Error {
+            code: e.code(),
+            message: format!("{e}; closing the connection"),
+        },
+    )
+}
+
+fn error(e: ChatError) -> Response {
+    Response::Error {
+        code: e.code(),
+        message: e.to_string(),
+    }
+}
+
+fn count(n: u64) -> u32 {
+    n.min(u32::MAX as u64) as u32
+}
+
+/// Carries out one request.
+pub async fn handle(service: &ChatService, s: &mut Session, req: Request) -> Response {
+    let r = match req {
+        Request::Create { name, password } => {
+            service.create(&name, &password).await.map(|_| Response::Ok)
+        }
+        Request::Login { name, password } => service
+            .login(s, &name, &password)
+            .await
+            .map(|q| Response::LoggedIn { queued: count(q) }),
+        Request::Logout => {
+            if service.logout(s) {
+                Ok(Response::Ok)
+            } else {
+                Err(ChatError::NotLoggedIn)
+            }
+        }
+        Request::List {
+            pattern,
+            offset,
+            limit,
+        } => service
+            .list(&pattern, offset as usize, limit as usize)
+            .map(|p| Response::Accounts {
+                total: count(p.total),
+                accounts: p.accounts,
+            }),
+        Request::Send { to, text } => {
+            service
+                .send(s, &to, &text)
+                .await
+                .map(|(id, sent)| Response::Sent {
+                    id,
+                    delivered: sent == Sent::Delivered,
+                })
+        }
+        Request::Deliver { max } => {
+            service
+                .deliver(s, max as usize)
+                .await
+                .map(|(messages, queued)| Response::Messages {
+                    queued: count(queued),
+                    messages,
+                })
+        }
+        Request::Ack { ids } => service
+            .ack(s, ids)
+            .await
+            .map(|n| Response::Acked { removed: count(n) }),
+        Request::Delete { password } => service
+            .delete(s, &password)
+            .await
+            .map(|n| Response::Deleted { dropped: count(n) }),
+        Request::Ping => Ok(Response::Ok),
+    };
+    r.unwrap_or_else(error)
+}
+
+/// Writes responses and pushes; everything waiting goes out in one write.
+async fn writer(
+    mut wr: OwnedWriteHalf,
+    mut out: mpsc::Receiver<Out>,
+    mut pushes: mpsc::Receiver<Message>,
+) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut out_open = true;
+    loop {
+        let mut closing = false;
+        tokio::select! {
+            o = out.recv(), if out_open => match o {
+                Some(Out::Frame(id, r)) => r.encode(id, &mut buf),
+                Some(Out::Close(id, r)) => { r.encode(id, &mut buf); closing = true; }
+                None => out_open = false,
+            },
+            m = pushes.recv() => match m {
+                Some(m) => Response::Push(m).encode(0, &mut buf),
+                None => return,
+            },
+        }
+        if !out_open {
+            let _ = wr.shutdown().await;
+            return;
+        }
+        // Whatever else is waiting joins this write.
+        while buf.len() < 64 * 1024 && !closing {
+            if let Ok(o) = out.try_recv() {
+                match o {
+                    Out::Frame(id, r) => r.encode(id, &mut buf),
+                    Out::Close(id, r) => {
+                        r.encode(id, &mut buf);
+                        closing = true;
+                    }
+                }
+            } else if let Ok(m) = pushes.try_recv() {
+                Response::Push(m).encode(0, &mut buf);
+            } else {
+                break;
+            }
+        }
+        if wr.write_all(&buf).await.is_err() {
+            return;
+        }
+        buf.clear();
+        if closing {
+            let _ = wr.shutdown().await;
+            return;
+        }
+    }
+}
