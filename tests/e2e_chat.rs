@@ -438,3 +438,85 @@ fn kill_9_of_the_server_loses_no_acknowledged_message_and_clients_come_back() {
         );
     }
 }
+
+#[test]
+fn the_terminal_client_hides_passwords_and_shows_messages() {
+    let dir = temp_dir("chat-tui");
+    let s = server(&dir, None);
+    let t = common::tmux::Tmux::new("chat", &dir, 90, 18);
+    for (w, proto) in [("a", "wire"), ("b", "grpc")] {
+        t.window(
+            w,
+            &dir,
+            &format!(
+                "{} chat client --protocol {proto} --server {}",
+                common::BIN,
+                s.addr(proto)
+            ),
+        );
+    }
+    assert!(t.wait_for("a", "connected").contains("not logged in"));
+    t.keys("a", &["/create tess", "Enter"]);
+    let screen = t.wait_for("a", "password for the new account tess");
+    assert!(
+        screen.contains("password for the new account tess"),
+        "{screen}"
+    );
+    t.keys("a", &["hunter2"]);
+    let screen = t.wait_for("a", "*******");
+    assert!(
+        screen.contains("*******") && !screen.contains("hunter2"),
+        "not echoed: {screen}"
+    );
+    t.keys("a", &["Enter"]);
+    t.wait_for("a", "created account tess");
+    t.keys("a", &["/login tess", "Enter", "hunter2", "Enter"]);
+    assert!(
+        t.wait_for("a", "logged in as tess")
+            .contains("logged in as tess")
+    );
+    t.keys("b", &["/create tom pw", "Enter"]);
+    t.wait_for("b", "created account tom");
+    t.keys("b", &["/login tom pw", "Enter"]);
+    t.wait_for("b", "logged in as tom");
+    t.keys("b", &["@tess hello over grpc", "Enter"]);
+    let screen = t.wait_for("a", "hello over grpc");
+    assert!(
+        screen.contains("tom") && screen.contains("hello over grpc"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("hunter2"),
+        "the password never shows: {screen}"
+    );
+    t.keys("a", &["C-d"]);
+    assert!(t.closed("a", 10), "Ctrl-D on an empty line quits");
+}
+
+#[test]
+fn the_benchmark_runs_and_reports_both_protocols() {
+    let dir = temp_dir("chat-bench");
+    let (code, out, err) = common::run(
+        &[
+            "bench",
+            "chat",
+            "--duration",
+            "300ms",
+            "--clients",
+            "1",
+            "--window",
+            "4",
+        ],
+        &dir,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    for needle in [
+        "| send, online (10-byte text) |",
+        "| pushed message",
+        "| wire | 1 |",
+        "| gRPC | 1 |",
+        "| wire | src/chat/wire.rs",
+    ] {
+        assert!(out.contains(needle), "{needle} in {out}");
+    }
+}

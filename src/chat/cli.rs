@@ -528,7 +528,7 @@ impl Face for Tui {
         match s {
             Shown::Ok(t) => self.view.system(t.clone()),
             Shown::Error(t) => self.view.system(format!("error: {t}")),
-            Shown::Note(t) => self.view.system(format!("({t})")),
+            Shown::Note(t) => self.view.system(t.clone()),
             Shown::Message(m) => {
                 let color = m
                     .from

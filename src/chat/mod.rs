@@ -9,14 +9,20 @@
 //! * `wire_server` — the wire protocol on TCP.
 //! * `grpc_server` — the same service as a tonic server.
 //! * `client`      — a connection over either protocol, one vocabulary.
+//! * `wire_client` — the wire protocol's client side.
+//! * `grpc_client` — the gRPC client side.
 //! * `cli`         — `dsys chat server` and `dsys chat client`.
+//! * `bench`       — `dsys bench chat`: both protocols, measured.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod grpc_client;
 pub mod grpc_server;
 pub mod service;
 pub mod store;
 pub mod wire;
+pub mod wire_client;
 pub mod wire_server;
 
 use clap::{Args, Subcommand};
@@ -71,5 +77,10 @@ impl Algorithm for ChatAlgorithm {
     }
     fn node(&self) -> Option<Tool> {
         Some(Tool::of::<ChatArgs>(self.about()))
+    }
+    fn bench(&self) -> Option<Tool> {
+        Some(Tool::of::<bench::BenchArgs>(
+            "Both protocols against one server: bytes per operation, ops/s, latency, code size",
+        ))
     }
 }

@@ -99,6 +99,8 @@ impl Store {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {sync_sql};
              PRAGMA foreign_keys = OFF;
+             PRAGMA cache_size = -65536;
+             PRAGMA wal_autocheckpoint = 16384;
              CREATE TABLE IF NOT EXISTS accounts (
                  name TEXT PRIMARY KEY,
                  hash TEXT NOT NULL,
@@ -112,8 +114,7 @@ impl Store {
                  sent_ms INTEGER NOT NULL,
                  body TEXT NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id);
-             CREATE INDEX IF NOT EXISTS messages_by_sender ON messages (sender);"
+             CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id);"
         ))
         .map_err(db_err(path))?;
         let accounts = {
@@ -262,10 +263,7 @@ fn fail_all(group: Vec<Op>, why: &str) {
 /// Runs one request inside the group's transaction; returns what answers it
 /// once the commit is known (`Some(error)`: the commit failed).
 fn run(tx: &rusqlite::Transaction, op: Op) -> Answer {
-    fn answer<T: Send + 'static>(
-        reply: Reply<T>,
-        r: Result<T, ChatError>,
-    ) -> Answer {
+    fn answer<T: Send + 'static>(reply: Reply<T>, r: Result<T, ChatError>) -> Answer {
         Box::new(move |failed| {
             let r = match failed {
                 Some(e) => Err(ChatError::Storage(e.to_string())),

@@ -73,9 +73,11 @@ async fn connection(stream: tokio::net::TcpStream, service: ChatService) {
     let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     'read: loop {
-        // Every whole frame in the buffer, in order.
+        // Every whole frame in the buffer, in order; what is left (part of
+        // a frame) moves to the front once.
+        let mut at = 0;
         loop {
-            let len = match wire::frame_len(&buf) {
+            let len = match wire::frame_len(&buf[at..]) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
                 Err(e) => {
@@ -83,8 +85,8 @@ async fn connection(stream: tokio::net::TcpStream, service: ChatService) {
                     break 'read;
                 }
             };
-            let decoded = Request::decode(&buf[4..4 + len]);
-            buf.drain(..4 + len);
+            let decoded = Request::decode(&buf[at + 4..at + 4 + len]);
+            at += 4 + len;
             match decoded {
                 Ok((id, req)) => {
                     let resp = handle(&service, &mut session, req).await;
@@ -98,6 +100,7 @@ async fn connection(stream: tokio::net::TcpStream, service: ChatService) {
                 }
             }
         }
+        buf.drain(..at);
         match rd.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
