@@ -17,13 +17,17 @@ use super::wire::{self, FrameError, Request, Response};
 /// Connections served at once, at most; past it a new one gets an error
 /// frame and is closed.
 pub const MAX_CONNECTIONS: usize = 4096;
-/// Responses waiting for a connection's writer, at most (its reader waits).
-const OUT_QUEUE: usize = 256;
+/// Batches of responses waiting for a connection's writer, at most (its
+/// reader waits).
+const OUT_QUEUE: usize = 64;
+/// Encoded responses a reader collects before handing them over.
+const OUT_BATCH: usize = 32 * 1024;
 
-/// What the writer sends: a response, or the last frame before closing.
+/// What the writer sends: encoded responses, or the last ones before
+/// closing.
 enum Out {
-    Frame(u32, Response),
-    Close(u32, Response),
+    Bytes(Vec<u8>),
+    Close(Vec<u8>),
 }
 
 pub async fn serve(listener: TcpListener, service: ChatService, mut stop: watch::Receiver<bool>) {
@@ -72,6 +76,9 @@ async fn connection(stream: tokio::net::TcpStream, service: ChatService) {
     let writer = tokio::spawn(writer(wr, out_rx, pushes));
     let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
+    // Responses are encoded here and handed to the writer in batches: one
+    // hand-over per read, not per request.
+    let mut out = Vec::with_capacity(OUT_BATCH);
     'read: loop {
         // Every whole frame in the buffer, in order; what is left (part of
         // a frame) moves to the front once.
@@ -81,7 +88,8 @@ async fn connection(stream: tokio::net::TcpStream, service: ChatService) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
                 Err(e) => {
-                    let _ = out_tx.send(protocol_error(&e)).await;
+                    protocol_error(&e, &mut out);
+                    let _ = out_tx.send(Out::Close(out)).await;
                     break 'read;
                 }
             };
@@ -89,18 +97,30 @@ async fn connection(stream: tokio::net::TcpStream, service: ChatService) {
             at += 4 + len;
             match decoded {
                 Ok((id, req)) => {
-                    let resp = handle(&service, &mut session, req).await;
-                    if out_tx.send(Out::Frame(id, resp)).await.is_err() {
-                        break 'read;
+                    handle(&service, &mut session, req)
+                        .await
+                        .encode(id, &mut out);
+                    if out.len() >= OUT_BATCH {
+                        let full = std::mem::replace(&mut out, Vec::with_capacity(OUT_BATCH));
+                        if out_tx.send(Out::Bytes(full)).await.is_err() {
+                            break 'read;
+                        }
                     }
                 }
                 Err(e) => {
-                    let _ = out_tx.send(protocol_error(&e)).await;
+                    protocol_error(&e, &mut out);
+                    let _ = out_tx.send(Out::Close(out)).await;
                     break 'read;
                 }
             }
         }
         buf.drain(..at);
+        if !out.is_empty() {
+            let batch = std::mem::replace(&mut out, Vec::with_capacity(OUT_BATCH));
+            if out_tx.send(Out::Bytes(batch)).await.is_err() {
+                break;
+            }
+        }
         match rd.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -111,14 +131,12 @@ async fn connection(stream: tokio::net::TcpStream, service: ChatService) {
     let _ = writer.await;
 }
 
-fn protocol_error(e: &FrameError) -> Out {
-    Out::Close(
-        0,
-        Response::Error {
-            code: e.code(),
-            message: format!("{e}; closing the connection"),
-        },
-    )
+fn protocol_error(e: &FrameError, out: &mut Vec<u8>) {
+    Response::Error {
+        code: e.code(),
+        message: format!("{e}; closing the connection"),
+    }
+    .encode(0, out);
 }
 
 fn error(e: ChatError) -> Response {
@@ -202,8 +220,8 @@ async fn writer(
         let mut closing = false;
         tokio::select! {
             o = out.recv(), if out_open => match o {
-                Some(Out::Frame(id, r)) => r.encode(id, &mut buf),
-                Some(Out::Close(id, r)) => { r.encode(id, &mut buf); closing = true; }
+                Some(Out::Bytes(b)) => buf.extend_from_slice(&b),
+                Some(Out::Close(b)) => { buf.extend_from_slice(&b); closing = true; }
                 None => out_open = false,
             },
             m = pushes.recv() => match m {
@@ -215,13 +233,16 @@ async fn writer(
             let _ = wr.shutdown().await;
             return;
         }
+        // Let the tasks that are ready run first: what they produce for
+        // this connection joins this write (fewer, bigger writes when busy).
+        tokio::task::yield_now().await;
         // Whatever else is waiting joins this write.
         while buf.len() < 64 * 1024 && !closing {
             if let Ok(o) = out.try_recv() {
                 match o {
-                    Out::Frame(id, r) => r.encode(id, &mut buf),
-                    Out::Close(id, r) => {
-                        r.encode(id, &mut buf);
+                    Out::Bytes(b) => buf.extend_from_slice(&b),
+                    Out::Close(b) => {
+                        buf.extend_from_slice(&b);
                         closing = true;
                     }
                 }
