@@ -63,6 +63,17 @@ pub fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, CliError> {
     Ok(rt.block_on(fut))
 }
 
+/// Runs `fut` on a two-worker tokio runtime: for servers and load
+/// generators, which serve many connections at once.
+pub fn block_on_threads<F: std::future::Future>(fut: F) -> Result<F::Output, CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
+    Ok(rt.block_on(fut))
+}
+
 /// Opens `--events FILE` if given, naming the file on failure.
 pub fn open_events(path: Option<&PathBuf>) -> Result<Option<EventLog>, CliError> {
     path.map(|p| {

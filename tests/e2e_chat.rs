@@ -256,6 +256,30 @@ fn a_wire_user_and_a_grpc_user_talk_through_one_server() {
         "ok: sent to wendy (delivered",
     );
     w.expect(": hi from grpc", 10);
+    // Pages of 20.
+    let script: String = (0..23).map(|i| format!("/create p{i:02} pw\n")).collect();
+    w.send(script.trim_end());
+    w.expect("ok: created account p22", 30);
+    say(
+        &mut g,
+        "/list p*",
+        "ok: accounts matching p*: 23 (page 1 of 2; /list p* 2 for more): p00, p01,",
+    );
+    say(
+        &mut g,
+        "/list p* 2",
+        "ok: accounts matching p*: 23 (page 2 of 2): p20, p21, p22",
+    );
+    say(
+        &mut g,
+        "/list 2",
+        "ok: accounts: 25 (page 2 of 2): p19, p20, p21, p22, wendy (online)",
+    );
+    say(
+        &mut g,
+        "/list p* x",
+        "error: `/list p* x`: PAGE is a number from 1",
+    );
 }
 
 fn raw(addr: &str) -> TcpStream {

@@ -45,12 +45,7 @@ pub struct BenchArgs {
 
 impl crate::registry::Run for BenchArgs {
     fn run(self) -> Outcome {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
-        rt.block_on(bench(self)).map_err(CliError::Failed)?;
+        crate::cli::block_on_threads(bench(self))?.map_err(CliError::Failed)?;
         Ok(true)
     }
 }

@@ -49,12 +49,7 @@ pub struct ServerArgs {
 
 impl crate::registry::Run for ServerArgs {
     fn run(self) -> Outcome {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
-        rt.block_on(server(self))?;
+        crate::cli::block_on_threads(server(self))??;
         Ok(true)
     }
 }
@@ -132,13 +127,17 @@ impl crate::registry::Run for ClientArgs {
     }
 }
 
+/// Accounts per page of `/list`.
+const LIST_PAGE: u16 = 20;
+
 /// A command typed at the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
     Create(String, Option<String>),
     Login(String, Option<String>),
     Logout,
-    List(String),
+    /// A pattern and a page (from 1).
+    List(String, u32),
     Msg(String, String),
     Deliver(u16),
     Delete(Option<String>),
@@ -178,9 +177,27 @@ pub fn commands() -> Commands<Cmd> {
         name_and_password(r).map(|(n, p)| Cmd::Login(n, p))
     })
     .simple("logout", "log out (this connection)", || Cmd::Logout)
-    .with("list", "[PATTERN]", "list accounts, all or matching (* and ?, e.g. al*)", |r| {
-        Ok(Cmd::List(r.to_string()))
-    })
+    .with(
+        "list",
+        "[PATTERN] [PAGE]",
+        "list accounts, all or matching (* and ?, e.g. al*), 20 a page",
+        |r| {
+            let words: Vec<&str> = r.split_whitespace().collect();
+            let page = |w: &str| {
+                w.parse::<u32>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("`/list {r}`: PAGE is a number from 1"))
+            };
+            match words[..] {
+                [] => Ok(Cmd::List(String::new(), 1)),
+                [w] if w.bytes().all(|b| b.is_ascii_digit()) => Ok(Cmd::List(String::new(), page(w)?)),
+                [p] => Ok(Cmd::List(p.to_string(), 1)),
+                [p, w] => Ok(Cmd::List(p.to_string(), page(w)?)),
+                _ => Err("write /list [PATTERN] [PAGE]".into()),
+            }
+        },
+    )
     .with("msg", "NAME TEXT", "send TEXT to NAME (@NAME TEXT works too)", to_and_text)
     .with("deliver", "[N]", "fetch up to N queued messages (default 10), oldest first", |r| {
         if r.is_empty() {
@@ -302,11 +319,11 @@ impl Client {
                 Ok(r) => vec![err(r)],
                 Err(l) => lost(l),
             },
-            Cmd::List(pattern) => {
+            Cmd::List(pattern, page) => {
                 let req = Request::List {
                     pattern: pattern.clone(),
-                    offset: 0,
-                    limit: 1000,
+                    offset: (page - 1).saturating_mul(LIST_PAGE as u32),
+                    limit: LIST_PAGE,
                 };
                 match self.call(req).await {
                     Ok(Response::Accounts { total, accounts }) => {
@@ -330,8 +347,15 @@ impl Client {
                         } else {
                             shown.join(", ")
                         };
-                        let more = if (accounts.len() as u32) < total {
-                            format!(" (first {} of {total})", accounts.len())
+                        let pages = total.div_ceil(LIST_PAGE as u32).max(1);
+                        let more = if pages > 1 {
+                            let next = if page < pages {
+                                format!("; /list {pattern} {} for more", page + 1)
+                                    .replace("  ", " ")
+                            } else {
+                                String::new()
+                            };
+                            format!(" (page {page} of {pages}{next})")
                         } else {
                             String::new()
                         };

@@ -53,12 +53,31 @@ fn write_svg(
 /// One line of a chart: its label, colour (index) and points.
 type Series = (String, usize, Vec<(f64, f64)>);
 
+/// The x axis of a line chart.
+struct XAxis {
+    desc: &'static str,
+    /// Fixed range end; `None`: the data's.
+    max: Option<f64>,
+    /// A dot on every point (few points, each a measurement).
+    dots: bool,
+    legend: SeriesLabelPosition,
+}
+
+const TIME: XAxis = XAxis {
+    desc: "system time since the run began (s)",
+    max: None,
+    dots: false,
+    legend: SeriesLabelPosition::UpperLeft,
+};
+
 /// A line per series on one chart.
-fn lines(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> Res {
-    let x_max = series
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.0))
-        .fold(1.0_f64, f64::max);
+fn lines(path: &Path, title: &str, x: XAxis, y_desc: &str, series: &[Series]) -> Res {
+    let x_max = x.max.unwrap_or_else(|| {
+        series
+            .iter()
+            .flat_map(|s| s.2.iter().map(|p| p.0))
+            .fold(1.0_f64, f64::max)
+    });
     let y_max = series
         .iter()
         .flat_map(|s| s.2.iter().map(|p| p.1))
@@ -74,7 +93,7 @@ fn lines(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> Res {
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_desc("system time since the run began (s)")
+            .x_desc(x.desc)
             .y_desc(y_desc)
             .draw()
             .map_err(err)?;
@@ -87,10 +106,15 @@ fn lines(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> Res {
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
                 });
+            if x.dots {
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+                    .map_err(err)?;
+            }
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(x.legend)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
@@ -120,7 +144,13 @@ fn per_machine(
             (machine_label(run, i), i, pts)
         })
         .collect();
-    lines(path, &format!("{}: {title}", run.name), y_desc, &series)
+    lines(
+        path,
+        &format!("{}: {title}", run.name),
+        TIME,
+        y_desc,
+        &series,
+    )
 }
 
 /// `<run>-clock.svg`: every machine's logical clock against system time.
@@ -147,6 +177,7 @@ pub fn drift(run: &Run, path: &Path) -> Res {
     lines(
         path,
         &format!("{}: drift (max clock - min clock)", run.name),
+        TIME,
         "drift (ticks of the logical clock)",
         &[("drift".to_string(), 7, pts)],
     )
@@ -201,44 +232,16 @@ pub fn jumps(run: &Run, path: &Path) -> Res {
 /// A sweep's chart: one line per rate spread, `value` against the
 /// internal-event probability.
 pub fn sweep(path: &Path, title: &str, y_desc: &str, lines: &[(String, Vec<(f64, f64)>)]) -> Res {
-    let y_max = lines
+    let series: Vec<Series> = lines
         .iter()
-        .flat_map(|l| l.1.iter().map(|p| p.1))
-        .fold(1.0_f64, f64::max)
-        * 1.1;
-    write_svg(path, SIZE, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..1.0, 0.0..y_max)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("probability of an internal event")
-            .y_desc(y_desc)
-            .draw()
-            .map_err(err)?;
-        for (i, (label, pts)) in lines.iter().enumerate() {
-            let c = colour(i);
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(label.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
-                .map_err(err)?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
-    })
+        .enumerate()
+        .map(|(i, (label, pts))| (label.clone(), i, pts.clone()))
+        .collect();
+    let x = XAxis {
+        desc: "probability of an internal event",
+        max: Some(1.0),
+        dots: true,
+        legend: SeriesLabelPosition::UpperRight,
+    };
+    self::lines(path, title, x, y_desc, &series)
 }
