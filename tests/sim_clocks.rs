@@ -153,6 +153,19 @@ fn the_same_seed_gives_the_same_logs_and_a_report_with_figures() {
         }
     }
     assert!(report.contains("## Comparison across runs"));
+    // The report (but for the folder it names) and its figures are the
+    // same bytes too.
+    for f in ["report.md", "run-1-jumps.svg", "run-2-clock.svg"] {
+        let read = |d: &str| {
+            std::fs::read_to_string(dir.join(d).join(f))
+                .unwrap()
+                .replace(&format!("from `{d}`"), "from DIR")
+        };
+        assert!(
+            read("a") == read("b"),
+            "{f} differs between two runs of one seed"
+        );
+    }
     // `dsys sim clocks` is the same command.
     let (code, _, err) = run(
         &[

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
 use super::analysis::Run;
@@ -216,14 +217,23 @@ pub fn jumps(run: &Run, path: &Path) -> Res {
                 .y_desc("ticks")
                 .draw()
                 .map_err(err)?;
-            chart
-                .draw_series(
-                    Histogram::vertical(&chart)
-                        .style(colour(i).filled())
-                        .margin(1)
-                        .data(m.jumps.iter().map(|&j| (j as u32, 1u32))),
-                )
-                .map_err(err)?;
+            // One bar per jump size, drawn in order (so the same run
+            // gives the same file).
+            let bars = counts
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(_, c)| **c > 0)
+                .map(|(j, &c)| {
+                    let j = j as u32;
+                    let mut bar = Rectangle::new(
+                        [(SegmentValue::Exact(j), 0), (SegmentValue::Exact(j + 1), c)],
+                        colour(i).filled(),
+                    );
+                    bar.set_margin(0, 0, 1, 1);
+                    bar
+                });
+            chart.draw_series(bars).map_err(err)?;
         }
         Ok(())
     })
