@@ -603,7 +603,7 @@ async fn client(a: ClientArgs) -> Result<(), CliError> {
     };
     let mut pushes = None;
     let first = c.reconnect(&mut pushes).await;
-    let tui = crate::multicast::cli::use_tui(a.plain);
+    let tui = crate::ui::chat::use_tui(a.plain);
     if tui {
         let log = std::env::temp_dir().join("dsys-chat-client.log");
         let _ = crate::cli::log_to_file(&log);

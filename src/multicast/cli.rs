@@ -4,7 +4,7 @@
 //! total order. Everything else (joins, peers up and down, status) goes to
 //! stderr, so stdout is exactly the delivery sequence.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,12 +91,6 @@ pub fn commands() -> Commands<Line> {
     .simple("peers", "the members and whether each link is up", || Line::Peers)
 }
 
-/// The chat UI runs when both ends of the terminal are a terminal and
-/// `--plain` was not given.
-pub fn use_tui(plain: bool) -> bool {
-    !plain && std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
-}
-
 async fn run(a: NodeArgs) -> Result<(), CliError> {
     let c = Arc::new(Cluster::from_flag(a.peers.as_deref(), "peers.json")?);
     if !(a.rate > 0.0 && a.rate.is_finite()) {
@@ -109,7 +103,7 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
     let Some(me) = own_name(&mut input, &c, a.name.as_deref(), "members").await? else {
         return Ok(());
     };
-    let tui = use_tui(a.plain);
+    let tui = crate::ui::chat::use_tui(a.plain);
     if tui {
         let log = std::env::temp_dir().join(format!("dsys-multicast-{}.log", c.name(me)));
         let _ = crate::cli::log_to_file(&log);

@@ -498,6 +498,13 @@ impl Drop for Terminal {
     }
 }
 
+/// The chat UI runs when both ends of the terminal are a terminal and
+/// `--plain` was not given.
+pub fn use_tui(plain: bool) -> bool {
+    use std::io::IsTerminal;
+    !plain && io::stdin().is_terminal() && io::stdout().is_terminal()
+}
+
 /// The time of day (UTC), HH:MM:SS.
 pub fn clock_time() -> String {
     let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
