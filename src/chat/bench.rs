@@ -23,7 +23,7 @@ use super::client::{Conn, Protocol};
 use super::wire::{Request, Response};
 use crate::bench::Proc;
 use crate::cli::{CliError, Outcome};
-use crate::stats::percentile;
+use crate::stats::{ms, percentile};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -326,10 +326,6 @@ async fn load(
     let secs = start.elapsed().as_secs_f64();
     all.sort_unstable();
     (all.len() as f64 / secs, all)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Code lines (not blank, not only a comment) of the files given.

@@ -225,9 +225,7 @@ pub enum Shown {
 }
 
 fn time_of(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
-    let s = humantime::format_rfc3339_seconds(t).to_string();
-    s.get(11..19).unwrap_or("--:--:--").to_string()
+    crate::ui::chat::time_of_day(std::time::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 fn sender(m: &Message) -> String {

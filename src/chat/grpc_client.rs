@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use super::client::{Conn, Lost, PUSHES};
 use super::grpc_server::pb;
 use super::service::Message;
-use super::wire::{Request, Response};
+use super::wire::{Request, Response, count};
 
 pub struct GrpcConn {
     client: pb::chat_client::ChatClient<tonic::transport::Channel>,
@@ -37,15 +37,7 @@ pub async fn connect(addr: &str) -> Result<(Conn, mpsc::Receiver<Message>), Lost
     tokio::spawn(async move {
         while let Ok(Some(ev)) = stream.message().await {
             if let Some(pb::event::Kind::Message(m)) = ev.kind {
-                let m = Message {
-                    id: m.id,
-                    from: m.from,
-                    from_deleted: m.from_deleted,
-                    to: String::new(),
-                    sent_ms: m.sent_ms,
-                    text: m.text,
-                };
-                if push_tx.send(m).await.is_err() {
+                if push_tx.send(from_pb(m)).await.is_err() {
                     break;
                 }
             }
@@ -82,10 +74,6 @@ fn from_pb(m: pb::ChatMessage) -> Message {
         sent_ms: m.sent_ms,
         text: m.text,
     }
-}
-
-fn count(n: u64) -> u32 {
-    n.min(u32::MAX as u64) as u32
 }
 
 impl GrpcConn {

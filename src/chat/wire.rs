@@ -109,6 +109,11 @@ pub enum Response {
     },
 }
 
+/// A count for a `u32` field (counts past it are shown as its maximum).
+pub fn count(n: u64) -> u32 {
+    n.min(u32::MAX as u64) as u32
+}
+
 /// Why a frame could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {

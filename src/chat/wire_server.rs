@@ -12,7 +12,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::service::{ChatError, ChatService, Message, Sent, Session};
-use super::wire::{self, FrameError, Request, Response};
+use super::wire::{self, FrameError, Request, Response, count};
 
 /// Connections served at once, at most; past it a new one gets an error
 /// frame and is closed.
@@ -144,10 +144,6 @@ fn error(e: ChatError) -> Response {
         code: e.code(),
         message: e.to_string(),
     }
-}
-
-fn count(n: u64) -> u32 {
-    n.min(u32::MAX as u64) as u32
 }
 
 /// Carries out one request.

@@ -507,8 +507,13 @@ pub fn use_tui(plain: bool) -> bool {
 
 /// The time of day (UTC), HH:MM:SS.
 pub fn clock_time() -> String {
-    let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    t.get(11..19).unwrap_or("--:--:--").to_string()
+    time_of_day(std::time::SystemTime::now())
+}
+
+/// `t`'s time of day (UTC), HH:MM:SS.
+pub fn time_of_day(t: std::time::SystemTime) -> String {
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    s.get(11..19).unwrap_or("--:--:--").to_string()
 }
 
 /// Rendering a view to text, for tests of applications built on it.
