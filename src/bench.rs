@@ -3,7 +3,6 @@
 //! line's arrival time, through stdout.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -16,10 +15,7 @@ pub fn loopback_config(tag: &str, names: &[String]) -> Result<(PathBuf, PathBuf)
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let mut obj = serde_json::Map::new();
     for n in names {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
+        let port = crate::net::ports::free_loopback_port().map_err(|e| e.to_string())?;
         obj.insert(n.clone(), format!("127.0.0.1:{port}").into());
     }
     let file = dir.join("nodes.json");

@@ -26,7 +26,7 @@ pub fn local_cluster(n: usize) -> std::io::Result<Cluster> {
         let addr = if free {
             addr.clone()
         } else {
-            TcpListener::bind("127.0.0.1:0")?.local_addr()?.to_string()
+            format!("127.0.0.1:{}", crate::net::ports::free_loopback_port()?)
         };
         obj.insert(format!("l{}", i + 1), addr.into());
     }

@@ -51,10 +51,7 @@ impl crate::registry::Run for BenchArgs {
 }
 
 fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
+    crate::net::ports::free_loopback_port().map_err(|e| e.to_string())
 }
 
 fn me() -> Arc<std::sync::Mutex<String>> {

@@ -7,6 +7,7 @@
 //! * `link`     — a link's state and reconnect backoff, shared by both transports.
 //! * `grpc`     — the real transport: tonic streams, bounded per-link queues.
 //! * `listener` — accepting connections without spinning or drowning.
+//! * `ports`    — free loopback ports outside the kernel's ephemeral range.
 //! * `channel`  — an in-process transport for driver tests (no sockets).
 //!
 //! What every transport promises the driver: messages to a peer arrive in
@@ -22,6 +23,7 @@ pub mod codec;
 pub mod grpc;
 pub mod link;
 pub mod listener;
+pub mod ports;
 
 pub mod pb {
     #![allow(clippy::all, clippy::pedantic)]

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -29,15 +28,18 @@ pub fn temp_dir(name: &str) -> PathBuf {
 pub fn machines(dir: &Path, names: &[&str]) -> PathBuf {
     let mut obj = serde_json::Map::new();
     for n in names {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         obj.insert(n.to_string(), format!("127.0.0.1:{port}").into());
     }
     let path = dir.join("machines.txt");
     std::fs::write(&path, serde_json::Value::Object(obj).to_string()).expect("write machines");
     path
+}
+
+/// A free loopback port outside the kernel's ephemeral range, so that no
+/// outgoing connection can take it before the node binds it.
+pub fn free_port() -> u16 {
+    dsys::net::ports::free_loopback_port().expect("free port")
 }
 
 /// A running `dsys` process.
