@@ -26,6 +26,7 @@
 //! * `mutex`     — Ricart–Agrawala mutual exclusion (permissions, no token).
 //! * `clocks`    — the logical-clock scale model and its lab report.
 //! * `chat`      — an account chat server: its own wire protocol and gRPC.
+//! * `share`     — peer-to-peer file sharing with a tracker, checked pieces.
 #![forbid(unsafe_code)]
 
 pub mod bench;
@@ -46,6 +47,7 @@ pub mod node;
 pub mod output;
 pub mod registry;
 pub mod seqset;
+pub mod share;
 pub mod sim;
 pub mod stats;
 pub mod tokenring;

@@ -20,6 +20,7 @@ pub static ALGORITHMS: &[&dyn Algorithm] = &[
     &crate::multicast::MulticastAlgorithm,
     &crate::clocks::ClocksAlgorithm,
     &crate::chat::ChatAlgorithm,
+    &crate::share::ShareAlgorithm,
 ];
 
 /// An algorithm as the command line sees it.

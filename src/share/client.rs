@@ -1,0 +1,107 @@
+//! Connections from a peer: to the tracker and to other peers.
+
+use std::time::{Duration, Instant};
+
+use tonic::transport::{Channel, Endpoint};
+
+use super::pb;
+use super::pb::peer_client::PeerClient;
+use super::pb::tracker_client::TrackerClient;
+use super::serve::{CONN_WINDOW, STREAM_WINDOW};
+use super::tracker::MAX_MESSAGE;
+
+/// How long a call to the tracker, or a peer's load, may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn channel(addr: &str) -> Result<Channel, String> {
+    let ep = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("{addr:?} is not an address: {e}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONN_WINDOW);
+    ep.connect().await.map_err(|e| reason(&e))
+}
+
+/// The innermost cause of a transport error ("Connection refused"), which
+/// says more than tonic's "transport error".
+pub fn reason(e: &dyn std::error::Error) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let s = cur.to_string();
+    s.split(" (os error").next().unwrap_or(&s).to_string()
+}
+
+/// A gRPC status as a sentence: its message, or what went wrong below it.
+pub fn status_text(s: &tonic::Status) -> String {
+    use std::error::Error;
+    if s.message().is_empty()
+        || s.code() == tonic::Code::Unavailable
+        || s.code() == tonic::Code::Unknown
+    {
+        if let Some(src) = s.source() {
+            return reason(src);
+        }
+    }
+    if s.message().is_empty() {
+        format!("{:?}", s.code())
+    } else {
+        s.message().to_string()
+    }
+}
+
+pub async fn tracker(addr: &str) -> Result<TrackerClient<Channel>, String> {
+    let ch = tokio::time::timeout(CALL_TIMEOUT, channel(addr))
+        .await
+        .map_err(|_| "no answer".to_string())??;
+    Ok(TrackerClient::new(ch)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE))
+}
+
+pub async fn peer(addr: &str) -> Result<PeerClient<Channel>, String> {
+    let ch = tokio::time::timeout(CALL_TIMEOUT, channel(addr))
+        .await
+        .map_err(|_| "no answer".to_string())??;
+    Ok(PeerClient::new(ch)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE))
+}
+
+/// Asks the tracker who has `name`.
+pub async fn find(tracker_addr: &str, name: &str) -> Result<Vec<pb::Holder>, String> {
+    let mut t = tracker(tracker_addr).await?;
+    let r = tokio::time::timeout(
+        CALL_TIMEOUT,
+        t.find(pb::FindRequest {
+            name: name.to_string(),
+        }),
+    )
+    .await
+    .map_err(|_| "no answer".to_string())?
+    .map_err(|s| status_text(&s))?;
+    Ok(r.into_inner().holders)
+}
+
+pub async fn peers(tracker_addr: &str) -> Result<Vec<pb::PeerSummary>, String> {
+    let mut t = tracker(tracker_addr).await?;
+    let r = tokio::time::timeout(CALL_TIMEOUT, t.peers(pb::PeersRequest {}))
+        .await
+        .map_err(|_| "no answer".to_string())?
+        .map_err(|s| status_text(&s))?;
+    Ok(r.into_inner().peers)
+}
+
+/// A peer's load and the round trip of asking it (over a connection
+/// already open, so it is the network's time, not the connect's).
+pub async fn load(client: &mut PeerClient<Channel>) -> Result<(u32, String, Duration), String> {
+    let started = Instant::now();
+    let r = tokio::time::timeout(CALL_TIMEOUT, client.load(pb::LoadRequest {}))
+        .await
+        .map_err(|_| "no answer".to_string())?
+        .map_err(|s| status_text(&s))?
+        .into_inner();
+    Ok((r.load, r.name, started.elapsed()))
+}

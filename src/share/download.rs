@@ -1,0 +1,752 @@
+//! `download FILE`: from the peers that have it, piece by piece, each piece
+//! checked against its hash before it is written.
+//!
+//! The tracker says who has the file. Each holder is asked its load, and
+//! ranked by latency + 10 × load (latency from `--latency-file`, or the
+//! measured round trip); the best `--sources` are used at once, each taking
+//! the next missing piece whenever it has finished one, so faster and less
+//! loaded peers carry more. A peer that fails is dropped and its piece goes
+//! back to the others; a peer whose piece does not match its hash is
+//! avoided for the rest of the download. Pieces land in
+//! `.dsys-share/partial/FILE.part`, with a record of the pieces done, so a
+//! download stopped any way (kill -9 too) resumes; the file takes its name
+//! only once it is whole and checked.
+
+use std::collections::{BTreeSet, HashMap};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::Notify;
+use tonic::transport::Channel;
+
+use super::client;
+use super::files::{Library, Partial, Shared, check_name, mtime_of, partial_paths, write_atomic};
+use super::hash::{self, Hash};
+use super::latency::Latencies;
+use super::pb;
+use super::pb::peer_client::PeerClient;
+use super::tracker::check_entry;
+
+/// Pieces asked of one source at once (one in flight while the next is
+/// asked for, so the link does not idle between pieces).
+const PER_SOURCE: usize = 2;
+/// A source that sends nothing for this long is given up.
+const STALL: Duration = Duration::from_secs(10);
+
+/// What a download needs from its peer.
+#[derive(Clone)]
+pub struct Ctx {
+    pub me: String,
+    pub my_addr: String,
+    pub lib: Arc<RwLock<Library>>,
+    pub tracker: String,
+    pub latency: Option<Arc<Latencies>>,
+    pub max_sources: usize,
+    pub plain: bool,
+    /// Told when the list changed (a download finished): announce now.
+    pub announce: Arc<Notify>,
+}
+
+/// Lines for the user: above the progress bar while it shows.
+#[derive(Clone, Default)]
+pub struct Say {
+    bar: Option<ProgressBar>,
+}
+
+impl Say {
+    pub fn line(&self, s: impl AsRef<str>) {
+        match &self.bar {
+            Some(b) if !b.is_hidden() => b.println(s.as_ref()),
+            _ => println!("{}", s.as_ref()),
+        }
+    }
+}
+
+struct Candidate {
+    name: String,
+    addr: String,
+    client: PeerClient<Channel>,
+    latency_ms: f64,
+    why: &'static str,
+    load: u32,
+}
+
+impl Candidate {
+    fn cost(&self) -> f64 {
+        self.latency_ms + 10.0 * f64::from(self.load)
+    }
+}
+
+struct Source {
+    name: String,
+    pieces: usize,
+    /// Why it is no longer used (None: in use).
+    out: Option<String>,
+}
+
+struct Sched {
+    todo: BTreeSet<u64>,
+    record: Partial,
+    version: u64,
+    values: Vec<Option<Hash>>,
+    sources: Vec<Source>,
+    fatal: Option<String>,
+}
+
+/// What a finished download did.
+pub struct Done {
+    pub size: u64,
+    pub elapsed: Duration,
+}
+
+fn started_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+fn mib_s(bytes: u64, d: Duration) -> String {
+    format!(
+        "{:.1} MiB/s",
+        bytes as f64 / 1048576.0 / d.as_secs_f64().max(1e-6)
+    )
+}
+
+pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<Option<Done>, String> {
+    check_name(name)?;
+    let say = Say::default();
+    let holders = client::find(&ctx.tracker, name).await.map_err(|e| {
+        format!(
+            "cannot ask the tracker at {} who has {name}: {e}",
+            ctx.tracker
+        )
+    })?;
+    let holders: Vec<pb::Holder> = holders
+        .into_iter()
+        .filter(|h| h.addr != ctx.my_addr)
+        .collect();
+    if holders.is_empty() {
+        return Err(format!(
+            "no other peer has {name} (`find {name}` asks the tracker)"
+        ));
+    }
+    // The version most holders have.
+    let mut versions: HashMap<Vec<u8>, Vec<&pb::Holder>> = HashMap::new();
+    for h in &holders {
+        if let Some(f) = &h.file {
+            versions.entry(f.hash.to_vec()).or_default().push(h);
+        }
+    }
+    let mut versions: Vec<(Vec<u8>, Vec<&pb::Holder>)> = versions.into_iter().collect();
+    versions.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+    let Some((_, chosen)) = versions.first() else {
+        return Err(format!("the tracker's answer for {name} lists no file"));
+    };
+    let entry = chosen[0].file.clone().unwrap_or_default();
+    let want = check_entry(&entry).map_err(|e| format!("the tracker's entry is unusable: {e}"))?;
+    if versions.len() > 1 {
+        say.line(format!(
+            "{name} has {} different contents on the network; taking the one {} of {} peers have (hash {})",
+            versions.len(),
+            chosen.len(),
+            holders.len(),
+            hash::short(&want)
+        ));
+    }
+    let expected: Vec<Hash> = entry
+        .pieces
+        .iter()
+        .filter_map(|p| p.as_ref().try_into().ok())
+        .collect();
+
+    // What is here already under that name.
+    let final_path = ctx.lib.read().map_err(|_| "library")?.dir.join(name);
+    if let Ok(meta) = std::fs::symlink_metadata(&final_path) {
+        if !meta.is_file() {
+            return Err(format!(
+                "{} is {} here: not replaced",
+                final_path.display(),
+                if meta.is_dir() {
+                    "a directory"
+                } else {
+                    "a link"
+                }
+            ));
+        }
+        let same = {
+            let lib = ctx.lib.read().map_err(|_| "library")?;
+            lib.files
+                .get(name)
+                .is_some_and(|s| s.hash == want && lib.unchanged(s).is_ok())
+        };
+        let same = same || {
+            let p = final_path.clone();
+            tokio::task::spawn_blocking(move || hash::digest_file(&p, |_| {}))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .is_some_and(|d| d.hash == want)
+        };
+        if same {
+            say.line(format!(
+                "{name} is here already, with the same content (hash {})",
+                hash::short(&want)
+            ));
+            return Ok(None);
+        }
+        if !overwrite {
+            return Err(format!(
+                "{} exists here with other content: not overwritten (`download {name} --overwrite` replaces it)",
+                final_path.display()
+            ));
+        }
+    }
+
+    let mut tried: BTreeSet<String> = BTreeSet::new();
+    let ranked = rank(ctx, &say, chosen, &mut tried).await;
+    if ranked.is_empty() {
+        return Err(format!("none of the peers that have {name} answers"));
+    }
+
+    // The partial file and its record.
+    let (part, rec_path) = {
+        let lib = ctx.lib.read().map_err(|_| "library")?;
+        partial_paths(&lib.dir, name)
+    };
+    let count = hash::piece_count(entry.size, entry.piece_size);
+    let old: Option<Partial> = std::fs::read(&rec_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let resume = old
+        .filter(|p| p.hash == want && p.size == entry.size && p.piece_size == entry.piece_size)
+        .filter(|_| part.exists());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(resume.is_none())
+        .open(&part)
+        .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+    file.set_len(entry.size)
+        .map_err(|e| format!("cannot make room for {name} in {}: {e}", part.display()))?;
+    let file = Arc::new(file);
+    let mut values = vec![None; count as usize];
+    let record = match resume {
+        Some(mut rec) => {
+            let had = rec.count_done();
+            let (f, exp, ps) = (file.clone(), expected.clone(), entry.piece_size);
+            let size = entry.size;
+            let checked = tokio::task::spawn_blocking(move || {
+                recheck(&f, &mut rec, &exp, size, ps);
+                rec
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            for (i, v) in values.iter_mut().enumerate() {
+                if checked.is_done(i as u64) {
+                    *v = Some(expected[i]);
+                }
+            }
+            let ok = checked.count_done();
+            say.line(format!(
+                "resuming {name}: {ok} of {count} pieces are here already{}",
+                if ok < had {
+                    format!(" ({} failed their check and are fetched again)", had - ok)
+                } else {
+                    String::new()
+                }
+            ));
+            checked
+        }
+        None => {
+            let rec = Partial::new(want, entry.size, entry.piece_size);
+            let _ = write_atomic(&rec_path, &serde_json::to_vec(&rec).unwrap_or_default());
+            rec
+        }
+    };
+    let todo: BTreeSet<u64> = (0..count).filter(|&i| !record.is_done(i)).collect();
+    let done_bytes: u64 = (0..count)
+        .filter(|&i| record.is_done(i))
+        .map(|i| {
+            let (s, e) = hash::piece_range(entry.size, entry.piece_size, i);
+            e - s
+        })
+        .sum();
+
+    let bar = if ctx.plain {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::with_draw_target(Some(entry.size), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        b.set_message(name.to_string());
+        b
+    };
+    bar.set_position(done_bytes);
+    bar.reset_eta();
+    let say = Say {
+        bar: Some(bar.clone()),
+    };
+    let sched = Arc::new(Mutex::new(Sched {
+        todo,
+        record,
+        version: 0,
+        values,
+        sources: Vec::new(),
+        fatal: None,
+    }));
+    let job = Arc::new(Job {
+        name: name.to_string(),
+        hash: want,
+        size: entry.size,
+        piece_size: entry.piece_size,
+        expected,
+        file,
+        part: part.clone(),
+        rec_path,
+        saved: Mutex::new(0),
+        id: format!(
+            "{}/{}",
+            ctx.me,
+            std::process::id() ^ (started_nanos() as u32)
+        ),
+        bar: bar.clone(),
+        say: say.clone(),
+    });
+    let started = Instant::now();
+    let mut ranked = ranked;
+    loop {
+        start_sources(ctx, &job, &sched, std::mem::take(&mut ranked)).await?;
+        let (left, fatal, reasons) = {
+            let s = sched.lock().map_err(|_| "download state")?;
+            let reasons: Vec<String> = s
+                .sources
+                .iter()
+                .filter_map(|x| x.out.as_ref().map(|o| format!("{}: {o}", x.name)))
+                .collect();
+            (s.todo.len(), s.fatal.clone(), reasons)
+        };
+        if let Some(f) = fatal {
+            bar.abandon();
+            return Err(format!(
+                "{f}; the pieces done are kept: `download {name}` resumes"
+            ));
+        }
+        if left == 0 {
+            break;
+        }
+        // Everyone we used is gone: anyone new with the file?
+        let more: Vec<pb::Holder> = client::find(&ctx.tracker, name).await.unwrap_or_default();
+        let fresh: Vec<&pb::Holder> = more
+            .iter()
+            .filter(|h| h.addr != ctx.my_addr && !tried.contains(&h.addr))
+            .filter(|h| {
+                h.file
+                    .as_ref()
+                    .is_some_and(|f| f.hash.as_ref() == want.as_slice())
+            })
+            .collect();
+        ranked = if fresh.is_empty() {
+            Vec::new()
+        } else {
+            rank(ctx, &say, &fresh, &mut tried).await
+        };
+        if ranked.is_empty() {
+            bar.abandon();
+            return Err(format!(
+                "no peer left to fetch the last {left} of {count} pieces of {name} from ({}); the pieces done are kept: `download {name}` resumes",
+                reasons.join("; ")
+            ));
+        }
+    }
+
+    // Whole: the pieces' values, as computed from the data, make the hash.
+    let (values, per_source) = {
+        let s = sched.lock().map_err(|_| "download state")?;
+        let per: Vec<String> = s
+            .sources
+            .iter()
+            .filter(|x| x.pieces > 0)
+            .map(|x| format!("{} ({} pieces)", x.name, x.pieces))
+            .collect();
+        (
+            s.values
+                .iter()
+                .map(|v| v.unwrap_or([0; 32]))
+                .collect::<Vec<Hash>>(),
+            per,
+        )
+    };
+    if hash::combine(&values, entry.piece_size, entry.size) != Some(want) {
+        bar.abandon();
+        let _ = std::fs::remove_file(&job.rec_path);
+        return Err(format!(
+            "{name}: the pieces do not make the file's hash; the partial file is dropped"
+        ));
+    }
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    std::fs::rename(&part, &final_path).map_err(|e| {
+        format!(
+            "cannot move {name} into place at {}: {e}",
+            final_path.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&job.rec_path);
+    let mtime = std::fs::metadata(&final_path)
+        .map(|m| mtime_of(&m))
+        .unwrap_or(0);
+    if let Ok(mut lib) = ctx.lib.write() {
+        lib.add_verified(Shared {
+            name: name.to_string(),
+            size: entry.size,
+            mtime,
+            hash: want,
+            piece_size: entry.piece_size,
+            pieces: values,
+        });
+    }
+    ctx.announce.notify_one();
+    let fetched = entry.size - done_bytes;
+    println!(
+        "downloaded {name} ({}) in {:.1} s, {} from {}; hash {} checked",
+        HumanBytes(entry.size),
+        elapsed.as_secs_f64(),
+        mib_s(fetched, elapsed),
+        if per_source.is_empty() {
+            "(nothing to fetch)".to_string()
+        } else {
+            per_source.join(", ")
+        },
+        hash::short(&want)
+    );
+    Ok(Some(Done {
+        size: entry.size,
+        elapsed,
+    }))
+}
+
+/// Asks each holder its load and ranks them; prints the choice.
+async fn rank(
+    ctx: &Ctx,
+    say: &Say,
+    holders: &[&pb::Holder],
+    tried: &mut BTreeSet<String>,
+) -> Vec<Candidate> {
+    let asks = holders.iter().map(|h| {
+        let (name, addr) = (h.peer.clone(), h.addr.clone());
+        async move {
+            let mut c = client::peer(&addr).await?;
+            let (load, _, rtt) = client::load(&mut c).await?;
+            Ok::<_, String>((name, addr, c, load, rtt))
+        }
+    });
+    let answers = futures_join(asks).await;
+    let mut out = Vec::new();
+    let mut lines = vec!["choosing by latency + 10 × load (lower is better):".to_string()];
+    for (h, a) in holders.iter().zip(answers) {
+        tried.insert(h.addr.clone());
+        match a {
+            Ok((name, addr, client, load, rtt)) => {
+                let (latency_ms, why) = match &ctx.latency {
+                    Some(l) => match l.between(&[&ctx.me, &ctx.my_addr], &[&name, &addr]) {
+                        (ms, true) => (ms, "from the latency file"),
+                        (ms, false) => (ms, "the latency file's default"),
+                    },
+                    None => (rtt.as_secs_f64() * 1000.0, "measured round trip"),
+                };
+                out.push(Candidate {
+                    name,
+                    addr,
+                    client,
+                    latency_ms,
+                    why,
+                    load,
+                });
+            }
+            Err(e) => lines.push(format!(
+                "  {} at {}: does not answer ({e}): skipped",
+                h.peer, h.addr
+            )),
+        }
+    }
+    out.sort_by(|a, b| a.cost().total_cmp(&b.cost()).then(a.name.cmp(&b.name)));
+    for (i, c) in out.iter().enumerate() {
+        lines.push(format!(
+            "  {} {} at {}: latency {:.1} ms ({}), load {} -> cost {:.1}{}",
+            if i < ctx.max_sources { "*" } else { " " },
+            c.name,
+            c.addr,
+            c.latency_ms,
+            c.why,
+            c.load,
+            c.cost(),
+            if i == 0 { "  (best)" } else { "" }
+        ));
+    }
+    out.truncate(ctx.max_sources.max(1));
+    if !out.is_empty() {
+        let names: Vec<&str> = out.iter().map(|c| c.name.as_str()).collect();
+        lines.push(format!("downloading from {}", names.join(", ")));
+    }
+    for l in lines {
+        say.line(l);
+    }
+    out
+}
+
+async fn futures_join<F>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        match h.await {
+            Ok(v) => out.push(v),
+            Err(_) => return out,
+        }
+    }
+    out
+}
+
+struct Job {
+    name: String,
+    hash: Hash,
+    size: u64,
+    piece_size: u64,
+    expected: Vec<Hash>,
+    file: Arc<std::fs::File>,
+    part: PathBuf,
+    rec_path: PathBuf,
+    saved: Mutex<u64>,
+    id: String,
+    bar: ProgressBar,
+    say: Say,
+}
+
+/// Runs workers for `sources` until no piece is left for them.
+async fn start_sources(
+    ctx: &Ctx,
+    job: &Arc<Job>,
+    sched: &Arc<Mutex<Sched>>,
+    sources: Vec<Candidate>,
+) -> Result<(), String> {
+    let mut set = tokio::task::JoinSet::new();
+    for c in sources {
+        let ix = {
+            let mut s = sched.lock().map_err(|_| "download state")?;
+            s.sources.push(Source {
+                name: c.name.clone(),
+                pieces: 0,
+                out: None,
+            });
+            s.sources.len() - 1
+        };
+        let delay = ctx
+            .latency
+            .as_ref()
+            .map(|_| Duration::from_secs_f64(c.latency_ms / 1000.0));
+        for _ in 0..PER_SOURCE {
+            set.spawn(worker(
+                job.clone(),
+                sched.clone(),
+                ix,
+                c.client.clone(),
+                c.addr.clone(),
+                delay,
+            ));
+        }
+    }
+    while set.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Takes pieces for source `ix` until none is left or the source is out.
+async fn worker(
+    job: Arc<Job>,
+    sched: Arc<Mutex<Sched>>,
+    ix: usize,
+    mut client: PeerClient<Channel>,
+    addr: String,
+    delay: Option<Duration>,
+) {
+    loop {
+        let piece = {
+            let Ok(mut s) = sched.lock() else { return };
+            if s.fatal.is_some() || s.sources[ix].out.is_some() {
+                return;
+            }
+            match s.todo.pop_first() {
+                Some(p) => p,
+                None => return,
+            }
+        };
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        let (start, end) = hash::piece_range(job.size, job.piece_size, piece);
+        let got = fetch(&mut client, &job, piece, (end - start) as usize).await;
+        let count = job.expected.len() as u64;
+        let checked = match got {
+            Ok(data) => {
+                let (j, d) = (job.clone(), data);
+                tokio::task::spawn_blocking(move || {
+                    let v = hash::piece_value(&d, piece, j.piece_size, count);
+                    if v != j.expected[piece as usize] {
+                        return Err(None::<String>);
+                    }
+                    j.file
+                        .write_all_at(&d, start)
+                        .map_err(|e| Some(e.to_string()))?;
+                    Ok(v)
+                })
+                .await
+                .unwrap_or(Err(Some("the writer stopped".into())))
+                .map_err(|e| match e {
+                    Some(io) => {
+                        Outcome::Fatal(format!("cannot write {}: {io}", job.part.display()))
+                    }
+                    None => Outcome::Bad,
+                })
+            }
+            Err(e) => Err(Outcome::Failed(e)),
+        };
+        let Ok(mut s) = sched.lock() else { return };
+        let source = s.sources[ix].name.clone();
+        match checked {
+            Ok(v) => {
+                s.values[piece as usize] = Some(v);
+                s.record.mark(piece, true);
+                s.sources[ix].pieces += 1;
+                s.version += 1;
+                let (rec, version) = (s.record.clone(), s.version);
+                drop(s);
+                job.bar.inc(end - start);
+                save(&job, &rec, version);
+            }
+            Err(why) => {
+                s.todo.insert(piece);
+                let others: Vec<String> = s
+                    .sources
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, x)| *i != ix && x.out.is_none())
+                    .map(|(_, x)| x.name.clone())
+                    .collect();
+                let to = if others.is_empty() {
+                    "no other source now".to_string()
+                } else {
+                    format!("its pieces go to {}", others.join(", "))
+                };
+                match why {
+                    Outcome::Fatal(e) => {
+                        s.fatal.get_or_insert(e);
+                    }
+                    Outcome::Bad if s.sources[ix].out.is_none() => {
+                        s.sources[ix].out = Some("sent data that failed its hash".into());
+                        job.say.line(format!(
+                            "piece {piece} from {source} does not match its hash: {source} is avoided for the rest of this download; {to}"
+                        ));
+                    }
+                    Outcome::Failed(e) if s.sources[ix].out.is_none() => {
+                        s.sources[ix].out = Some(e.clone());
+                        job.say
+                            .line(format!("{source} at {addr} failed ({e}): {to}"));
+                    }
+                    _ => {}
+                }
+                return;
+            }
+        }
+    }
+}
+
+enum Outcome {
+    /// The source failed: dropped, its piece goes to others.
+    Failed(String),
+    /// The source sent data that does not hash right.
+    Bad,
+    /// This download cannot go on (the disk).
+    Fatal(String),
+}
+
+async fn fetch(
+    client: &mut PeerClient<Channel>,
+    job: &Job,
+    piece: u64,
+    len: usize,
+) -> Result<Bytes, String> {
+    let req = pb::FetchRequest {
+        name: job.name.clone(),
+        hash: Bytes::copy_from_slice(&job.hash),
+        piece,
+        download: job.id.clone(),
+    };
+    let mut stream = tokio::time::timeout(STALL, client.fetch(req))
+        .await
+        .map_err(|_| "no answer".to_string())?
+        .map_err(|s| client::status_text(&s))?
+        .into_inner();
+    let mut buf = BytesMut::with_capacity(len);
+    loop {
+        match tokio::time::timeout(STALL, stream.message()).await {
+            Err(_) => return Err(format!("sent nothing for {} s", STALL.as_secs())),
+            Ok(Err(s)) => return Err(client::status_text(&s)),
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(c))) => {
+                if buf.len() + c.data.len() > len {
+                    return Err(format!("sent more than piece {piece}'s {len} bytes"));
+                }
+                buf.extend_from_slice(&c.data);
+            }
+        }
+    }
+    if buf.len() != len {
+        return Err(format!("sent {} of piece {piece}'s {len} bytes", buf.len()));
+    }
+    Ok(buf.freeze())
+}
+
+/// Writes the record if it is newer than the last one written.
+fn save(job: &Job, rec: &Partial, version: u64) {
+    let Ok(mut saved) = job.saved.lock() else {
+        return;
+    };
+    if *saved >= version {
+        return;
+    }
+    if let Ok(b) = serde_json::to_vec(rec)
+        && write_atomic(&job.rec_path, &b).is_ok()
+    {
+        *saved = version;
+    }
+}
+
+/// On resume: every piece the record calls done is read back and checked.
+fn recheck(f: &std::fs::File, rec: &mut Partial, expected: &[Hash], size: u64, ps: u64) {
+    let count = expected.len() as u64;
+    let mut buf = vec![0u8; ps as usize];
+    for i in 0..count {
+        if !rec.is_done(i) {
+            continue;
+        }
+        let (s, e) = hash::piece_range(size, ps, i);
+        let n = (e - s) as usize;
+        let ok = f.read_exact_at(&mut buf[..n], s).is_ok()
+            && hash::piece_value(&buf[..n], i, ps, count) == expected[i as usize];
+        if !ok {
+            rec.mark(i, false);
+        }
+    }
+}

@@ -1,0 +1,668 @@
+//! `dsys share peer DIR`: shares DIR, serves it to other peers the whole
+//! time, keeps the tracker told (a heartbeat with the whole list), and
+//! takes the original's commands at its prompt.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::HumanBytes;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use super::client;
+use super::download::{self, Ctx};
+use super::files::{Library, ScanReport};
+use super::hash;
+use super::latency::Latencies;
+use super::serve::{self, Serving};
+use super::tracker::DEFAULT_TRACKER;
+use super::{pb, plural};
+use crate::cli::{CliError, Outcome, block_on_threads};
+use crate::ui::commands::Commands;
+use crate::ui::input::Stdin;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Commands at the prompt: updatelist, getload PEER, find [FILE], \
+download FILE [--overwrite], files, status, help, exit.\n\n\
+The peer registers with the tracker on start and re-sends its list every --heartbeat; \
+if the tracker is not up yet it keeps trying. Downloads go to DIR, through \
+DIR/.dsys-share/partial/ (a stopped download resumes); nothing outside DIR is \
+ever read or written."
+)]
+pub struct PeerArgs {
+    /// The directory to share (and to download into)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Address to serve the directory on (port 0: any free port)
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// The tracker's address
+    #[arg(long, default_value = DEFAULT_TRACKER, value_name = "ADDR")]
+    pub tracker: String,
+    /// This peer's name (default: the directory's name)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Delays between peers, `PEER PEER MS` per line (100 ms for pairs not listed);
+    /// without it, the measured round trip is the latency
+    #[arg(long, value_name = "FILE")]
+    pub latency_file: Option<PathBuf>,
+    /// How often the list is re-sent to the tracker
+    #[arg(long, default_value = "3s", value_parser = crate::duration::parse, value_name = "DURATION")]
+    pub heartbeat: Duration,
+    /// Download from at most this many peers at once
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
+    pub sources: u16,
+    /// Let downloads replace a different file of the same name
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Serve at most this many bytes per second in all (e.g. 2MiB, 500K)
+    #[arg(long, value_parser = parse_rate, value_name = "RATE")]
+    pub upload_limit: Option<u64>,
+    /// Lines only: no progress bar
+    #[arg(long)]
+    pub plain: bool,
+    /// For tests: flip a byte in every piece this peer serves
+    #[arg(long)]
+    pub corrupt_uploads: bool,
+}
+
+/// `2MiB`, `500K`, `10MB`, `1048576`: bytes (per second).
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim().trim_end_matches("/s");
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 2MiB or 500K"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1048576.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1073741824.0,
+        u => return Err(format!("{u:?} is not a unit (B, K, KiB, M, MiB, G, GiB)")),
+    };
+    let v = n * mult;
+    if !(1.0..=1e13).contains(&v) {
+        return Err(format!("{s:?}: between 1 byte and 10 TB per second"));
+    }
+    Ok(v as u64)
+}
+
+impl crate::registry::Run for PeerArgs {
+    fn run(self) -> Outcome {
+        block_on_threads(peer(self))??;
+        Ok(true)
+    }
+}
+
+/// What the peer knows of its tracker, for `status`.
+#[derive(Default)]
+struct TrackerLink {
+    last_ok: Option<Instant>,
+    error: Option<String>,
+    peers: u32,
+}
+
+#[derive(Debug)]
+enum Cmd {
+    UpdateList,
+    GetLoad(String),
+    Find(Option<String>),
+    Download(String, bool),
+    Files,
+    Status,
+}
+
+fn commands() -> Commands<Cmd> {
+    Commands::new()
+        .quit_help("stop this peer (also `exit`, Ctrl-D, Ctrl-C)")
+        .simple(
+            "updatelist",
+            "scan the directory and send its file list to the tracker",
+            || Cmd::UpdateList,
+        )
+        .with(
+            "getload",
+            "PEER",
+            "ask a peer (name or host:port) how many transfers it serves",
+            |r| {
+                if r.is_empty() {
+                    Err("which peer? (a name from `find`, or host:port)".into())
+                } else {
+                    Ok(Cmd::GetLoad(r.to_string()))
+                }
+            },
+        )
+        .with(
+            "find",
+            "[FILE]",
+            "who has FILE, with its size and hash (alone: every file)",
+            |r| Ok(Cmd::Find((!r.is_empty()).then(|| r.to_string()))),
+        )
+        .with(
+            "download",
+            "FILE [--overwrite]",
+            "fetch FILE from the best peers, checked piece by piece",
+            |r| {
+                let (name, overwrite) = match r.strip_suffix("--overwrite") {
+                    Some(n) => (n.trim_end(), true),
+                    None => (r, false),
+                };
+                if name.is_empty() {
+                    Err("which file? (`find` lists them)".into())
+                } else {
+                    Ok(Cmd::Download(name.to_string(), overwrite))
+                }
+            },
+        )
+        .alias(&["get"])
+        .simple("files", "the files this peer shares", || Cmd::Files)
+        .simple("status", "this peer, its tracker, its load", || Cmd::Status)
+}
+
+struct Peer {
+    ctx: Ctx,
+    serving: Serving,
+    link: Arc<Mutex<TrackerLink>>,
+    overwrite: bool,
+    heartbeat: Duration,
+}
+
+fn print_scan(r: &ScanReport) {
+    for (name, why) in &r.skipped {
+        println!(
+            "  not shared: {why}{}",
+            if why.starts_with(name.as_str()) {
+                String::new()
+            } else {
+                format!(" ({name})")
+            }
+        );
+    }
+}
+
+fn total(lib: &Library) -> u64 {
+    lib.files.values().map(|f| f.size).sum()
+}
+
+async fn scan(lib: &Arc<RwLock<Library>>) -> Result<ScanReport, String> {
+    let mut copy = lib.read().map_err(|_| "library")?.clone();
+    let (copy, report) = tokio::task::spawn_blocking(move || {
+        let mut shown = String::new();
+        let r = copy.scan(|name, done, total| {
+            if total >= 64 * 1024 * 1024 && shown != name && done == total {
+                println!("  hashed {name} ({})", HumanBytes(total));
+                shown = name.to_string();
+            }
+        });
+        (copy, r)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let report = report?;
+    lib.write().map_err(|_| "library")?.files = copy.files;
+    Ok(report)
+}
+
+async fn announce(ctx: &Ctx) -> Result<u32, String> {
+    let files: Vec<pb::FileEntry> = {
+        let lib = ctx.lib.read().map_err(|_| "library")?;
+        lib.files
+            .values()
+            .map(|s| pb::FileEntry {
+                name: s.name.clone(),
+                size: s.size,
+                hash: bytes::Bytes::copy_from_slice(&s.hash),
+                piece_size: s.piece_size,
+                pieces: s
+                    .pieces
+                    .iter()
+                    .map(|p| bytes::Bytes::copy_from_slice(p))
+                    .collect(),
+            })
+            .collect()
+    };
+    let mut t = client::tracker(&ctx.tracker).await?;
+    let r = tokio::time::timeout(
+        client::CALL_TIMEOUT,
+        t.announce(pb::AnnounceRequest {
+            name: ctx.me.clone(),
+            addr: ctx.my_addr.clone(),
+            files,
+        }),
+    )
+    .await
+    .map_err(|_| "no answer".to_string())?
+    .map_err(|s| client::status_text(&s))?;
+    Ok(r.into_inner().peers)
+}
+
+async fn heartbeat(ctx: Ctx, every: Duration, link: Arc<Mutex<TrackerLink>>) {
+    let mut was: Option<bool> = None;
+    loop {
+        let r = announce(&ctx).await;
+        let t = &ctx.tracker;
+        match (&r, was) {
+            (Ok(n), None) => println!(
+                "registered with the tracker at {t} ({} known)",
+                plural(*n as usize, "peer")
+            ),
+            (Ok(n), Some(false)) => println!(
+                "the tracker at {t} answers again: list sent ({} known)",
+                plural(*n as usize, "peer")
+            ),
+            (Err(e), None) => println!(
+                "the tracker at {t} does not answer ({e}): waiting for it, trying every {}",
+                humantime::format_duration(every)
+            ),
+            (Err(e), Some(true)) => println!(
+                "lost the tracker at {t} ({e}): trying every {}",
+                humantime::format_duration(every)
+            ),
+            _ => {}
+        }
+        was = Some(r.is_ok());
+        if let Ok(mut l) = link.lock() {
+            match r {
+                Ok(n) => {
+                    l.last_ok = Some(Instant::now());
+                    l.error = None;
+                    l.peers = n;
+                }
+                Err(e) => l.error = Some(e),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = ctx.announce.notified() => {}
+        }
+    }
+}
+
+async fn peer(a: PeerArgs) -> Result<(), CliError> {
+    let lib = Library::open(&a.dir).map_err(CliError::Usage)?;
+    let name = match &a.name {
+        Some(n) => n.clone(),
+        None => std::fs::canonicalize(&a.dir)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "peer".into()),
+    };
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(CliError::Usage(format!(
+            "--name {name:?}: 1-64 printable characters"
+        )));
+    }
+    let latency = match &a.latency_file {
+        Some(p) => Some(Arc::new(Latencies::load(p).map_err(CliError::Usage)?)),
+        None => None,
+    };
+    let listener = TcpListener::bind(a.listen).await.map_err(|e| {
+        CliError::Usage(format!(
+            "cannot listen on {}: {e}{}",
+            a.listen,
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (is another peer using it? --listen 127.0.0.1:0 picks a free port)"
+            } else {
+                ""
+            }
+        ))
+    })?;
+    let my_addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Failed(e.to_string()))?
+        .to_string();
+    let lib = Arc::new(RwLock::new(lib));
+    let report = scan(&lib).await.map_err(CliError::Usage)?;
+    let (count, bytes) = {
+        let l = lib.read().map_err(|_| CliError::Failed("library".into()))?;
+        (l.files.len(), total(&l))
+    };
+    println!(
+        "{name}: sharing {} ({}) from {} on {my_addr}; tracker {}",
+        plural(count, "file"),
+        HumanBytes(bytes),
+        a.dir.display(),
+        a.tracker
+    );
+    print_scan(&report);
+    let serving = Serving::new(name.clone(), lib.clone(), a.upload_limit, a.corrupt_uploads);
+    if a.corrupt_uploads {
+        println!("(--corrupt-uploads: every piece this peer serves has a byte flipped)");
+    }
+    let (stop_tx, stop) = watch::channel(false);
+    let server = tokio::spawn(serve::serve(listener, serving.clone(), stop));
+    let ctx = Ctx {
+        me: name,
+        my_addr,
+        lib,
+        tracker: a.tracker.clone(),
+        latency,
+        max_sources: usize::from(a.sources),
+        plain: a.plain,
+        announce: Arc::new(Notify::new()),
+    };
+    let link = Arc::new(Mutex::new(TrackerLink::default()));
+    let hb = tokio::spawn(heartbeat(ctx.clone(), a.heartbeat, link.clone()));
+    let p = Peer {
+        ctx,
+        serving,
+        link,
+        overwrite: a.overwrite,
+        heartbeat: a.heartbeat,
+    };
+    let mut input = Stdin::start();
+    let table = commands();
+    if input.tty {
+        println!("commands: {} (`help` explains them)", table.names());
+    }
+    let _ended =
+        crate::ui::shell::command_loop(&mut input, &table, async |cmd| p.run(cmd).await).await;
+    hb.abort();
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    println!("{} stopped", p.ctx.me);
+    Ok(())
+}
+
+impl Peer {
+    async fn run(&self, cmd: Cmd) {
+        match cmd {
+            Cmd::UpdateList => self.update_list().await,
+            Cmd::GetLoad(who) => self.get_load(&who).await,
+            Cmd::Find(None) => self.find_all().await,
+            Cmd::Find(Some(name)) => self.find(&name).await,
+            Cmd::Download(name, ow) => {
+                if let Err(e) = download::download(&self.ctx, &name, ow || self.overwrite).await {
+                    println!("download {name}: {e}");
+                }
+            }
+            Cmd::Files => self.files(),
+            Cmd::Status => self.status(),
+        }
+    }
+
+    async fn update_list(&self) {
+        let report = match scan(&self.ctx.lib).await {
+            Ok(r) => r,
+            Err(e) => {
+                println!("updatelist: {e}");
+                return;
+            }
+        };
+        let (count, bytes) = match self.ctx.lib.read() {
+            Ok(l) => (l.files.len(), total(&l)),
+            Err(_) => (0, 0),
+        };
+        let mut changes = Vec::new();
+        for (what, list) in [
+            ("new", &report.added),
+            ("changed", &report.changed),
+            ("gone", &report.removed),
+        ] {
+            if !list.is_empty() {
+                changes.push(format!("{what}: {}", list.join(", ")));
+            }
+        }
+        let changes = if changes.is_empty() {
+            "no change".to_string()
+        } else {
+            changes.join("; ")
+        };
+        match announce(&self.ctx).await {
+            Ok(n) => {
+                if let Ok(mut l) = self.link.lock() {
+                    l.last_ok = Some(Instant::now());
+                    l.error = None;
+                    l.peers = n;
+                }
+                println!(
+                    "updatelist: {} ({}) sent to the tracker ({changes})",
+                    plural(count, "file"),
+                    HumanBytes(bytes)
+                )
+            }
+            Err(e) => println!(
+                "updatelist: {} scanned ({changes}), but the tracker at {} does not answer ({e}); the next heartbeat sends the list",
+                plural(count, "file"),
+                self.ctx.tracker
+            ),
+        }
+        print_scan(&report);
+    }
+
+    async fn resolve(&self, who: &str) -> Result<(String, String), String> {
+        if who.parse::<SocketAddr>().is_ok() {
+            return Ok((who.to_string(), who.to_string()));
+        }
+        if who == self.ctx.me {
+            return Ok((who.to_string(), self.ctx.my_addr.clone()));
+        }
+        let peers = client::peers(&self.ctx.tracker).await.map_err(|e| {
+            format!(
+                "cannot ask the tracker at {} for {who}'s address: {e}",
+                self.ctx.tracker
+            )
+        })?;
+        peers
+            .iter()
+            .find(|p| p.name == who)
+            .map(|p| (p.name.clone(), p.addr.clone()))
+            .ok_or_else(|| {
+                let names: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+                format!(
+                    "the tracker knows no peer {who:?} (it knows: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            })
+    }
+
+    async fn get_load(&self, who: &str) {
+        let (name, addr) = match self.resolve(who).await {
+            Ok(x) => x,
+            Err(e) => {
+                println!("getload: {e}");
+                return;
+            }
+        };
+        let r = async {
+            let mut c = client::peer(&addr).await?;
+            client::load(&mut c).await
+        }
+        .await;
+        match r {
+            Ok((load, real, rtt)) => println!(
+                "load of {} at {addr}: {load} (transfers it serves now); round trip {:.2} ms",
+                if real.is_empty() { name } else { real },
+                rtt.as_secs_f64() * 1000.0
+            ),
+            Err(e) => println!("getload: {name} at {addr} does not answer ({e})"),
+        }
+    }
+
+    async fn find(&self, name: &str) {
+        if let Err(e) = super::files::check_name(name) {
+            println!("find: {e}");
+            return;
+        }
+        match client::find(&self.ctx.tracker, name).await {
+            Err(e) => println!(
+                "find: the tracker at {} does not answer ({e})",
+                self.ctx.tracker
+            ),
+            Ok(h) if h.is_empty() => println!("find {name}: no peer has it"),
+            Ok(h) => {
+                println!(
+                    "find {name}: {} {} it",
+                    h.len(),
+                    if h.len() == 1 {
+                        "peer has"
+                    } else {
+                        "peers have"
+                    }
+                );
+                for x in h {
+                    let f = x.file.unwrap_or_default();
+                    println!(
+                        "  {} at {}: {} ({} bytes), blake3 {}{}",
+                        x.peer,
+                        x.addr,
+                        HumanBytes(f.size),
+                        f.size,
+                        hash::hex(&f.hash),
+                        if x.addr == self.ctx.my_addr {
+                            "  (this peer)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+    }
+
+    async fn find_all(&self) {
+        match client::peers(&self.ctx.tracker).await {
+            Err(e) => println!(
+                "find: the tracker at {} does not answer ({e})",
+                self.ctx.tracker
+            ),
+            Ok(peers) => {
+                let mut by: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+                for p in &peers {
+                    for f in &p.files {
+                        by.entry(f).or_default().push(&p.name);
+                    }
+                }
+                if by.is_empty() {
+                    println!(
+                        "find: no files on the network ({})",
+                        plural(peers.len(), "peer")
+                    );
+                }
+                for (f, who) in by {
+                    println!("  {f}: {}", who.join(", "));
+                }
+            }
+        }
+    }
+
+    fn files(&self) {
+        let Ok(lib) = self.ctx.lib.read() else { return };
+        println!(
+            "{} ({}) shared from {}",
+            plural(lib.files.len(), "file"),
+            HumanBytes(total(&lib)),
+            lib.dir.display()
+        );
+        for f in lib.files.values() {
+            println!(
+                "  {}  {}  blake3 {}",
+                f.name,
+                HumanBytes(f.size),
+                hash::short(&f.hash)
+            );
+        }
+    }
+
+    fn status(&self) {
+        let (files, bytes, dir) = match self.ctx.lib.read() {
+            Ok(l) => (l.files.len(), total(&l), l.dir.display().to_string()),
+            Err(_) => return,
+        };
+        println!(
+            "{} at {}: {} ({}) from {dir}; serving {} now",
+            self.ctx.me,
+            self.ctx.my_addr,
+            plural(files, "file"),
+            HumanBytes(bytes),
+            plural(self.serving.load.now() as usize, "transfer")
+        );
+        if let Ok(l) = self.link.lock() {
+            match (&l.error, l.last_ok) {
+                (None, Some(t)) => println!(
+                    "tracker {}: up, {} known, list sent {:.1} s ago (every {})",
+                    self.ctx.tracker,
+                    plural(l.peers as usize, "peer"),
+                    t.elapsed().as_secs_f64(),
+                    humantime::format_duration(self.heartbeat)
+                ),
+                (Some(e), _) => println!("tracker {}: not answering ({e})", self.ctx.tracker),
+                (None, None) => println!("tracker {}: not reached yet", self.ctx.tracker),
+            }
+        }
+        let partial = self
+            .ctx
+            .lib
+            .read()
+            .ok()
+            .map(|l| l.state_dir().join("partial"))
+            .and_then(|d| std::fs::read_dir(d).ok());
+        if let Some(entries) = partial {
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if let Some(name) = n.strip_suffix(".json")
+                    && let Ok(b) = std::fs::read(e.path())
+                    && let Ok(p) = serde_json::from_slice::<super::files::Partial>(&b)
+                {
+                    println!(
+                        "partial download: {name}, {} of {} pieces (`download {name}` resumes)",
+                        p.count_done(),
+                        p.done.len()
+                    );
+                }
+            }
+        }
+        if self.overwrite {
+            println!("downloads may replace files (--overwrite)");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_rate("2MiB"), Ok(2 * 1048576));
+        assert_eq!(parse_rate("500K"), Ok(500_000));
+        assert_eq!(parse_rate("1048576"), Ok(1048576));
+        assert_eq!(parse_rate("1.5mb/s"), Ok(1_500_000));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("3 parsecs").is_err());
+        assert!(parse_rate("0").is_err());
+    }
+
+    #[test]
+    fn download_takes_names_with_spaces_and_overwrite() {
+        let t = commands();
+        match t.parse("download big file.bin --overwrite") {
+            crate::ui::commands::Parsed::Run(Cmd::Download(n, true)) => {
+                assert_eq!(n, "big file.bin")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            t.parse("download"),
+            crate::ui::commands::Parsed::Error(_)
+        ));
+        assert!(matches!(
+            t.parse("getload"),
+            crate::ui::commands::Parsed::Error(_)
+        ));
+    }
+}
