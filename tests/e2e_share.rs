@@ -123,7 +123,7 @@ fn tracker_first_then_updatelist_getload_find_download_and_a_file_added_while_ru
     let h = blake3::hash(&data(3 * 1024 * 1024 + 17, 1))
         .to_hex()
         .to_string();
-    p2.expect(&format!("p1 at 127.0.0.1:"), 5);
+    p2.expect("p1 at 127.0.0.1:", 5);
     p2.expect(&h, 5);
     p2.expect("3145745 bytes", 5);
 
@@ -377,7 +377,7 @@ fn a_download_killed_with_kill9_resumes_where_it_stopped() {
         .nth(2)
         .and_then(|n| n.parse().ok())
         .expect("a count");
-    assert!(here >= 2 && here < 16, "{line} (record: {done} ones)");
+    assert!((2..16).contains(&here), "{line} (record: {done} ones)");
     p2.expect("downloaded big.bin", 30);
     assert_eq!(net.read("p2", "big.bin"), Some(bytes));
     assert!(
@@ -589,5 +589,9 @@ fn the_benchmark_runs_and_prints_its_table() {
     ] {
         assert!(out.contains(row), "{row}:\n{out}");
     }
-    assert!(out.contains("from src1 (8 pieces)"), "{out}");
+    // One source carried all 8 pieces (whichever was cheapest).
+    assert!(
+        (1..=3).any(|i| out.contains(&format!("from src{i} (8 pieces); hash"))),
+        "{out}"
+    );
 }

@@ -174,6 +174,12 @@ fn download(
     }
 }
 
+/// Writes dirty pages out (`sync`) and lets the machine settle.
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
+    std::thread::sleep(Duration::from_millis(200));
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -205,41 +211,52 @@ fn run(a: &BenchArgs, root: &Path) -> Result<(), String> {
     }
 
     let runs = usize::from(a.runs);
-    eprintln!("plain TCP copy ({runs} runs)...");
-    let (mut raw, mut net) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        let dest = root.join("raw.out");
-        raw.push(raw_copy(&file, Some(&dest))?);
-        let _ = std::fs::remove_file(&dest);
-        net.push(raw_copy(&file, None)?);
-    }
-    let (raw, net) = (median(raw), median(net));
-
     let tport = free()?;
     let tracker = format!("127.0.0.1:{tport}");
     let _t = Proc::spawn(&s(&["share", "tracker", "--listen", &tracker]))?;
     std::thread::sleep(Duration::from_millis(300));
-    eprintln!("one source ({runs} runs)...");
-    let _p1 = peer(&srcs[0], &tracker, &[])?;
-    let mut one = Vec::new();
-    let mut line1 = String::new();
+    eprintln!("starting three source peers (each hashes the file once)...");
+    let _sources: Vec<Proc> = srcs
+        .iter()
+        .map(|d| peer(d, &tracker, &[]))
+        .collect::<Result<_, _>>()?;
+    // The cases take turns, each after a `sync`, so that none inherits
+    // another's dirty pages (this machine's writes are its slowest part).
+    let (mut raw, mut net, mut one, mut three) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut line1, mut line3) = (String::new(), String::new());
     for i in 0..runs {
+        eprintln!(
+            "run {} of {runs}: plain copy, one source, three sources...",
+            i + 1
+        );
+        let dest = root.join("raw.out");
+        settle();
+        raw.push(raw_copy(&file, Some(&dest))?);
+        let _ = std::fs::remove_file(&dest);
+        settle();
+        net.push(raw_copy(&file, None)?);
+        settle();
         let (d, l) = download(root, &format!("dst1-{i}"), &tracker, 1)?;
         one.push(d);
         line1 = l;
-    }
-    let one = median(one);
-    eprintln!("three sources ({runs} runs)...");
-    let _p2 = peer(&srcs[1], &tracker, &[])?;
-    let _p3 = peer(&srcs[2], &tracker, &[])?;
-    let mut three = Vec::new();
-    let mut line3 = String::new();
-    for i in 0..runs {
+        settle();
         let (d, l) = download(root, &format!("dst3-{i}"), &tracker, 3)?;
         three.push(d);
         line3 = l;
     }
-    let three = median(three);
+    let spread = |v: &[Duration]| -> String {
+        let mb: Vec<f64> = v.iter().map(|d| rate(size, *d)).collect();
+        let lo = mb.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = mb.iter().copied().fold(0.0, f64::max);
+        format!("{lo:.0}–{hi:.0}")
+    };
+    let ratios: Vec<f64> = one
+        .iter()
+        .zip(&raw)
+        .map(|(d, r)| 100.0 * r.as_secs_f64() / d.as_secs_f64())
+        .collect();
+    let ranges = [spread(&net), spread(&raw), spread(&one), spread(&three)];
+    let (raw, net, one, three) = (median(raw), median(net), median(one), median(three));
 
     let r = rate(size, raw);
     println!(
@@ -247,30 +264,36 @@ fn run(a: &BenchArgs, root: &Path) -> Result<(), String> {
         indicatif::HumanBytes(size)
     );
     println!();
-    println!("| case | time | MB/s | of the plain copy |");
-    println!("|---|---:|---:|---:|");
-    println!(
-        "| plain TCP copy, received into memory only (the network alone) | {:.2} s | {:.0} | {:.0} % |",
-        net.as_secs_f64(),
-        rate(size, net),
-        100.0 * rate(size, net) / r
-    );
-    println!(
-        "| plain TCP copy, process to process, written to a file (the limit) | {:.2} s | {r:.0} | 100 % |",
-        raw.as_secs_f64()
-    );
-    for (what, d) in [
+    println!("| case | time | MB/s | MB/s, each run | of the plain copy |");
+    println!("|---|---:|---:|---:|---:|");
+    let rows = [
+        (
+            "plain TCP copy, received into memory only (the network alone)",
+            net,
+        ),
+        (
+            "plain TCP copy, process to process, written to a file (the limit)",
+            raw,
+        ),
         ("`download`, one source peer", one),
         ("`download`, three source peers", three),
-    ] {
-        let m = rate(size, d);
+    ];
+    for ((what, d), range) in rows.iter().zip(&ranges) {
+        let m = rate(size, *d);
         println!(
-            "| {what} | {:.2} s | {m:.0} | {:.0} % |",
+            "| {what} | {:.2} s | {m:.0} | {range} | {:.0} % |",
             d.as_secs_f64(),
             100.0 * m / r
         );
     }
     println!();
+    let shown: Vec<String> = ratios.iter().map(|x| format!("{x:.0} %")).collect();
+    println!(
+        "one source against the plain copy of the same run: {}",
+        shown.join(", ")
+    );
+    println!();
+    println!("(each case after a `sync`; times from the command to the `downloaded` line)");
     println!("last one-source run:   {line1}");
     println!("last three-source run: {line3}");
     Ok(())

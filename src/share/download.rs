@@ -18,22 +18,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Notify;
-use tonic::transport::Channel;
 
 use super::client;
 use super::files::{Library, Partial, Shared, check_name, mtime_of, partial_paths, write_atomic};
 use super::hash::{self, Hash};
 use super::latency::Latencies;
 use super::pb;
-use super::pb::peer_client::PeerClient;
 use super::tracker::check_entry;
 
 /// Pieces asked of one source at once (one in flight while the next is
 /// asked for, so the link does not idle between pieces).
-const PER_SOURCE: usize = 2;
+const PER_SOURCE: usize = 4;
 /// A source that sends nothing for this long is given up.
 const STALL: Duration = Duration::from_secs(10);
 
@@ -69,7 +67,7 @@ impl Say {
 struct Candidate {
     name: String,
     addr: String,
-    client: PeerClient<Channel>,
+    client: client::PeerConn,
     latency_ms: f64,
     why: &'static str,
     load: u32,
@@ -95,6 +93,9 @@ struct Sched {
     values: Vec<Option<Hash>>,
     sources: Vec<Source>,
     fatal: Option<String>,
+    /// Pieces being fetched: while any is, an idle worker waits instead of
+    /// leaving (the piece may come back if its source fails).
+    in_flight: usize,
 }
 
 /// What a finished download did.
@@ -206,12 +207,6 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<Option<D
         }
     }
 
-    let mut tried: BTreeSet<String> = BTreeSet::new();
-    let ranked = rank(ctx, &say, chosen, &mut tried).await;
-    if ranked.is_empty() {
-        return Err(format!("none of the peers that have {name} answers"));
-    }
-
     // The partial file and its record.
     let (part, rec_path) = {
         let lib = ctx.lib.read().map_err(|_| "library")?;
@@ -277,6 +272,12 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<Option<D
         })
         .sum();
 
+    let mut tried: BTreeSet<String> = BTreeSet::new();
+    let ranked = rank(ctx, &say, chosen, &mut tried).await;
+    if ranked.is_empty() {
+        return Err(format!("none of the peers that have {name} answers"));
+    }
+
     let bar = if ctx.plain {
         ProgressBar::hidden()
     } else {
@@ -293,6 +294,10 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<Option<D
     };
     bar.set_position(done_bytes);
     bar.reset_eta();
+    let _stopped = Stopped {
+        bar: bar.clone(),
+        name: name.to_string(),
+    };
     let say = Say {
         bar: Some(bar.clone()),
     };
@@ -303,6 +308,7 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<Option<D
         values,
         sources: Vec::new(),
         fatal: None,
+        in_flight: 0,
     }));
     let job = Arc::new(Job {
         name: name.to_string(),
@@ -314,6 +320,7 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<Option<D
         part: part.clone(),
         rec_path,
         saved: Mutex::new(0),
+        wake: Notify::new(),
         id: format!(
             "{}/{}",
             ctx.me,
@@ -435,6 +442,25 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<Option<D
     }))
 }
 
+/// A download dropped half way (Ctrl-C): the bar stays as it was, and the
+/// user is told what is kept.
+struct Stopped {
+    bar: ProgressBar,
+    name: String,
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if !self.bar.is_finished() {
+            self.bar.abandon();
+            println!(
+                "download {} stopped; the pieces done are kept: `download {}` resumes",
+                self.name, self.name
+            );
+        }
+    }
+}
+
 /// Asks each holder its load and ranks them; prints the choice.
 async fn rank(
     ctx: &Ctx,
@@ -446,6 +472,8 @@ async fn rank(
         let (name, addr) = (h.peer.clone(), h.addr.clone());
         async move {
             let mut c = client::peer(&addr).await?;
+            // The first call connects; the second is the network's round trip.
+            client::load(&mut c).await?;
             let (load, _, rtt) = client::load(&mut c).await?;
             Ok::<_, String>((name, addr, c, load, rtt))
         }
@@ -530,6 +558,7 @@ struct Job {
     part: PathBuf,
     rec_path: PathBuf,
     saved: Mutex<u64>,
+    wake: Notify,
     id: String,
     bar: ProgressBar,
     say: Say,
@@ -577,7 +606,7 @@ async fn worker(
     job: Arc<Job>,
     sched: Arc<Mutex<Sched>>,
     ix: usize,
-    mut client: PeerClient<Channel>,
+    mut client: client::PeerConn,
     addr: String,
     delay: Option<Duration>,
 ) {
@@ -588,9 +617,18 @@ async fn worker(
                 return;
             }
             match s.todo.pop_first() {
-                Some(p) => p,
-                None => return,
+                Some(p) => {
+                    s.in_flight += 1;
+                    Some(p)
+                }
+                None if s.in_flight == 0 => return,
+                None => None,
             }
+        };
+        let Some(piece) = piece else {
+            // Woken when a piece is done or handed back (or soon anyway).
+            let _ = tokio::time::timeout(Duration::from_millis(100), job.wake.notified()).await;
+            continue;
         };
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
@@ -599,16 +637,25 @@ async fn worker(
         let got = fetch(&mut client, &job, piece, (end - start) as usize).await;
         let count = job.expected.len() as u64;
         let checked = match got {
-            Ok(data) => {
-                let (j, d) = (job.clone(), data);
+            Ok(parts) => {
+                let j = job.clone();
                 tokio::task::spawn_blocking(move || {
-                    let v = hash::piece_value(&d, piece, j.piece_size, count);
+                    let v = hash::piece_value_of_parts(
+                        parts.iter().map(|b| b.as_ref()),
+                        piece,
+                        j.piece_size,
+                        count,
+                    );
                     if v != j.expected[piece as usize] {
                         return Err(None::<String>);
                     }
-                    j.file
-                        .write_all_at(&d, start)
-                        .map_err(|e| Some(e.to_string()))?;
+                    let mut at = start;
+                    for p in &parts {
+                        j.file
+                            .write_all_at(p, at)
+                            .map_err(|e| Some(e.to_string()))?;
+                        at += p.len() as u64;
+                    }
                     Ok(v)
                 })
                 .await
@@ -623,6 +670,8 @@ async fn worker(
             Err(e) => Err(Outcome::Failed(e)),
         };
         let Ok(mut s) = sched.lock() else { return };
+        s.in_flight -= 1;
+        job.wake.notify_waiters();
         let source = s.sources[ix].name.clone();
         match checked {
             Ok(v) => {
@@ -681,12 +730,14 @@ enum Outcome {
     Fatal(String),
 }
 
+/// One piece, as the chunks it came in (not joined: each is hashed and
+/// written where it lies).
 async fn fetch(
-    client: &mut PeerClient<Channel>,
+    client: &mut client::PeerConn,
     job: &Job,
     piece: u64,
     len: usize,
-) -> Result<Bytes, String> {
+) -> Result<Vec<Bytes>, String> {
     let req = pb::FetchRequest {
         name: job.name.clone(),
         hash: Bytes::copy_from_slice(&job.hash),
@@ -698,24 +749,26 @@ async fn fetch(
         .map_err(|_| "no answer".to_string())?
         .map_err(|s| client::status_text(&s))?
         .into_inner();
-    let mut buf = BytesMut::with_capacity(len);
+    let mut parts = Vec::new();
+    let mut got = 0;
     loop {
         match tokio::time::timeout(STALL, stream.message()).await {
             Err(_) => return Err(format!("sent nothing for {} s", STALL.as_secs())),
             Ok(Err(s)) => return Err(client::status_text(&s)),
             Ok(Ok(None)) => break,
             Ok(Ok(Some(c))) => {
-                if buf.len() + c.data.len() > len {
+                if got + c.data.len() > len {
                     return Err(format!("sent more than piece {piece}'s {len} bytes"));
                 }
-                buf.extend_from_slice(&c.data);
+                got += c.data.len();
+                parts.push(c.data);
             }
         }
     }
-    if buf.len() != len {
-        return Err(format!("sent {} of piece {piece}'s {len} bytes", buf.len()));
+    if got != len {
+        return Err(format!("sent {got} of piece {piece}'s {len} bytes"));
     }
-    Ok(buf.freeze())
+    Ok(parts)
 }
 
 /// Writes the record if it is newer than the last one written.

@@ -46,12 +46,27 @@ pub fn piece_range(size: u64, piece_size: u64, i: u64) -> (u64, u64) {
 
 /// The value of piece `index` holding `data`, in a file of `count` pieces.
 pub fn piece_value(data: &[u8], index: u64, piece_size: u64, count: u64) -> Hash {
-    if count <= 1 {
-        return *blake3::hash(data).as_bytes();
-    }
+    piece_value_of_parts([data], index, piece_size, count)
+}
+
+/// The same, for a piece that arrived in parts (hashed in order, not joined).
+pub fn piece_value_of_parts<'a>(
+    parts: impl IntoIterator<Item = &'a [u8]>,
+    index: u64,
+    piece_size: u64,
+    count: u64,
+) -> Hash {
     let mut h = blake3::Hasher::new();
+    if count <= 1 {
+        for p in parts {
+            h.update(p);
+        }
+        return *h.finalize().as_bytes();
+    }
     h.set_input_offset(index * piece_size);
-    h.update(data);
+    for p in parts {
+        h.update(p);
+    }
     h.finalize_non_root()
 }
 
@@ -188,6 +203,17 @@ mod tests {
         let differ: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
         assert_eq!(differ, vec![2]);
         assert_ne!(combine(&a, ps, 5000), combine(&b, ps, 5000));
+    }
+
+    #[test]
+    fn a_piece_in_parts_hashes_like_the_piece_whole() {
+        let d = data(8192);
+        for count in [1u64, 4] {
+            let whole = piece_value(&d[..2048], 1, 2048, count);
+            let parts =
+                piece_value_of_parts([&d[..100], &d[100..1500], &d[1500..2048]], 1, 2048, count);
+            assert_eq!(whole, parts);
+        }
     }
 
     #[test]

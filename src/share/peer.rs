@@ -480,6 +480,7 @@ impl Peer {
         };
         let r = async {
             let mut c = client::peer(&addr).await?;
+            client::load(&mut c).await?;
             client::load(&mut c).await
         }
         .await;

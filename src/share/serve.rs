@@ -4,11 +4,10 @@
 //! downloader checks every piece anyway.
 
 use std::collections::HashMap;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -184,14 +183,24 @@ impl Peer for Serving {
             let _slot = slot;
             let _guard = guard;
             let read = tokio::task::spawn_blocking(move || -> std::io::Result<Bytes> {
-                let f = std::fs::File::open(&path)?;
-                let mut buf = BytesMut::zeroed((end - start) as usize);
-                f.read_exact_at(&mut buf, start)?;
+                use std::io::{Read, Seek};
+                let mut f = std::fs::File::open(&path)?;
+                f.seek(std::io::SeekFrom::Start(start))?;
+                let len = (end - start) as usize;
+                // Read into fresh capacity: no zeroing a piece first.
+                let mut buf = Vec::with_capacity(len);
+                f.take(end - start).read_to_end(&mut buf)?;
+                if buf.len() != len {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file is shorter than it was",
+                    ));
+                }
                 if corrupt && !buf.is_empty() {
                     let mid = buf.len() / 2;
                     buf[mid] ^= 0x5a;
                 }
-                Ok(buf.freeze())
+                Ok(Bytes::from(buf))
             })
             .await;
             let data = match read {
