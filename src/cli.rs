@@ -10,6 +10,24 @@ use std::sync::Mutex;
 
 use crate::events::EventLog;
 
+/// Binds a server's listening socket; an error names the address, what it
+/// was for (`for gRPC`, or empty) and, when the port is taken, `in_use`:
+/// a hint at what is probably holding it and the flag that picks another.
+pub async fn listen(
+    addr: std::net::SocketAddr,
+    what: &str,
+    in_use: &str,
+) -> Result<tokio::net::TcpListener, CliError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!(" ({in_use})")
+        } else {
+            String::new()
+        };
+        CliError::Usage(format!("cannot listen on {addr}{what}: {e}{hint}"))
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]

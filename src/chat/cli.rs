@@ -55,16 +55,12 @@ impl crate::registry::Run for ServerArgs {
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, CliError> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        CliError::Usage(format!(
-            "cannot listen on {addr} for {what}: {e}{}",
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                " (is another server running? --listen/--grpc-listen pick other ports)"
-            } else {
-                ""
-            }
-        ))
-    })
+    crate::cli::listen(
+        addr,
+        &format!(" for {what}"),
+        "is another server running? --listen/--grpc-listen pick other ports",
+    )
+    .await
 }
 
 async fn server(a: ServerArgs) -> Result<(), CliError> {

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::HumanBytes;
-use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use super::client;
@@ -306,17 +305,12 @@ async fn peer(a: PeerArgs) -> Result<(), CliError> {
         Some(p) => Some(Arc::new(Latencies::load(p).map_err(CliError::Usage)?)),
         None => None,
     };
-    let listener = TcpListener::bind(a.listen).await.map_err(|e| {
-        CliError::Usage(format!(
-            "cannot listen on {}: {e}{}",
-            a.listen,
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                " (is another peer using it? --listen 127.0.0.1:0 picks a free port)"
-            } else {
-                ""
-            }
-        ))
-    })?;
+    let listener = crate::cli::listen(
+        a.listen,
+        "",
+        "is another peer using it? --listen 127.0.0.1:0 picks a free port",
+    )
+    .await?;
     let my_addr = listener
         .local_addr()
         .map_err(|e| CliError::Failed(e.to_string()))?

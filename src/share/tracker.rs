@@ -225,17 +225,12 @@ impl TrackerState {
 }
 
 async fn tracker(a: TrackerArgs) -> Result<(), CliError> {
-    let listener = TcpListener::bind(a.listen).await.map_err(|e| {
-        CliError::Usage(format!(
-            "cannot listen on {}: {e}{}",
-            a.listen,
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                " (is a tracker running already? --listen picks another address)"
-            } else {
-                ""
-            }
-        ))
-    })?;
+    let listener = crate::cli::listen(
+        a.listen,
+        "",
+        "is a tracker running already? --listen picks another address",
+    )
+    .await?;
     let state = TrackerState::default();
     let (stop_tx, stop) = watch::channel(false);
     let server = tokio::spawn(serve(listener, state.clone(), stop.clone()));
