@@ -595,3 +595,32 @@ fn the_benchmark_runs_and_prints_its_table() {
         "{out}"
     );
 }
+
+#[test]
+fn a_restarted_peer_keeps_its_address_and_the_tracker_its_entry() {
+    let net = Net::new("share-same-port");
+    let t = net.tracker();
+    net.dir("p1");
+    let tracker = net.tracker_addr();
+    let args = ["share", "peer", "p1", "--tracker", &tracker, "--plain"];
+    let addr_of = |p: &Proc| {
+        p.lines()
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix("p1: sharing")
+                    .and_then(|r| r.split(" on ").nth(1))
+                    .and_then(|r| r.split(';').next())
+                    .map(str::to_string)
+            })
+            .expect("an address")
+    };
+    let mut p1 = Proc::spawn("p1", &args, &net.root);
+    p1.expect("registered with the tracker", 10);
+    let first = addr_of(&p1);
+    p1.kill9();
+    let p1 = Proc::spawn("p1", &args, &net.root);
+    p1.expect("registered with the tracker", 10);
+    assert_eq!(addr_of(&p1), first);
+    // One entry at the tracker, not a dead one beside a new one.
+    assert_eq!(t.count("registered"), 1, "{}", t.lines().join("\n"));
+}

@@ -408,7 +408,7 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<Option<D
             final_path.display()
         )
     })?;
-    let _ = std::fs::remove_file(&job.rec_path);
+    close_record(&job);
     let mtime = std::fs::metadata(&final_path)
         .map(|m| mtime_of(&m))
         .unwrap_or(0);
@@ -486,7 +486,10 @@ async fn rank(
         match a {
             Ok((name, addr, client, load, rtt)) => {
                 let (latency_ms, why) = match &ctx.latency {
-                    Some(l) => match l.between(&[&ctx.me, &ctx.my_addr], &[&name, &addr]) {
+                    Some(l) => match l.between(
+                        &super::latency::aliases(&ctx.me, &ctx.my_addr),
+                        &super::latency::aliases(&name, &addr),
+                    ) {
                         (ms, true) => (ms, "from the latency file"),
                         (ms, false) => (ms, "the latency file's default"),
                     },
@@ -682,7 +685,11 @@ async fn worker(
                 let (rec, version) = (s.record.clone(), s.version);
                 drop(s);
                 job.bar.inc(end - start);
-                save(&job, &rec, version);
+                let j = job.clone();
+                // Off the async threads, and not awaited: a record a little
+                // behind only means a piece fetched again on resume, and
+                // `save` never writes an older record over a newer one.
+                tokio::task::spawn_blocking(move || save(&j, &rec, version));
             }
             Err(why) => {
                 s.todo.insert(piece);
@@ -769,6 +776,15 @@ async fn fetch(
         return Err(format!("sent {got} of piece {piece}'s {len} bytes"));
     }
     Ok(parts)
+}
+
+/// Removes the record for good: a save still on its way finds the
+/// version taken and writes nothing.
+fn close_record(job: &Job) {
+    if let Ok(mut saved) = job.saved.lock() {
+        *saved = u64::MAX;
+    }
+    let _ = std::fs::remove_file(&job.rec_path);
 }
 
 /// Writes the record if it is newer than the last one written.

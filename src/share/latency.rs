@@ -1,6 +1,7 @@
 //! `--latency-file`: the original's table of delays between peers. One
 //! pair per line, `PEER PEER MS` (spaces, tabs or commas between them), a
-//! peer named by its name or its address; `#` starts a comment. A pair not
+//! peer named by its name, its address (`127.0.0.1:7001`, or
+//! `localhost:7001`) or its port alone; `#` starts a comment. A pair not
 //! in the table has the default delay, 100 ms. Delays are symmetric.
 
 use std::collections::HashMap;
@@ -54,18 +55,34 @@ impl Latencies {
         Ok(Latencies { pairs })
     }
 
-    /// The delay between two peers, each known by any of its names (its
-    /// name, its address); the default if the table does not list them.
-    pub fn between(&self, a: &[&str], b: &[&str]) -> (f64, bool) {
+    /// The delay between two peers, each known by any of its names (see
+    /// [`aliases`]); the default if the table does not list them.
+    pub fn between<S: AsRef<str>>(&self, a: &[S], b: &[S]) -> (f64, bool) {
         for x in a {
             for y in b {
-                if let Some(ms) = self.pairs.get(&(x.to_string(), y.to_string())) {
+                if let Some(ms) = self
+                    .pairs
+                    .get(&(x.as_ref().to_string(), y.as_ref().to_string()))
+                {
                     return (*ms, true);
                 }
             }
         }
         (DEFAULT_MS, false)
     }
+}
+
+/// The names a peer may go by in the table: its name, its address, its
+/// port, and `localhost:PORT` for a loopback address.
+pub fn aliases(name: &str, addr: &str) -> Vec<String> {
+    let mut v = vec![name.to_string(), addr.to_string()];
+    if let Ok(a) = addr.parse::<std::net::SocketAddr>() {
+        v.push(a.port().to_string());
+        if a.ip().is_loopback() {
+            v.push(format!("localhost:{}", a.port()));
+        }
+    }
+    v
 }
 
 #[cfg(test)]
@@ -82,6 +99,14 @@ mod tests {
             (250.0, true)
         );
         assert_eq!(l.between(&["p2"], &["p3"]), (DEFAULT_MS, false));
+        let by_port = Latencies::parse("7001 localhost:7002 40").expect("parse");
+        assert_eq!(
+            by_port.between(
+                &aliases("a", "127.0.0.1:7001"),
+                &aliases("b", "127.0.0.1:7002")
+            ),
+            (40.0, true)
+        );
     }
 
     #[test]

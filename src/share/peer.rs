@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::HumanBytes;
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use super::client;
@@ -36,7 +37,8 @@ pub struct PeerArgs {
     /// The directory to share (and to download into)
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
-    /// Address to serve the directory on (port 0: any free port)
+    /// Address to serve the directory on (port 0: the port it had last time if
+    /// free, else any free port)
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// The tracker's address
@@ -305,16 +307,37 @@ async fn peer(a: PeerArgs) -> Result<(), CliError> {
         Some(p) => Some(Arc::new(Latencies::load(p).map_err(CliError::Usage)?)),
         None => None,
     };
-    let listener = crate::cli::listen(
-        a.listen,
-        "",
-        "is another peer using it? --listen 127.0.0.1:0 picks a free port",
-    )
-    .await?;
+    // With no port asked for, a peer takes the one it had last time (if
+    // free), so a restarted peer keeps its address at the tracker.
+    let port_file = a.dir.join(super::files::STATE_DIR).join("port");
+    let last = std::fs::read_to_string(&port_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .filter(|_| a.listen.port() == 0);
+    let again = match last {
+        Some(p) => TcpListener::bind(SocketAddr::new(a.listen.ip(), p))
+            .await
+            .ok(),
+        None => None,
+    };
+    let listener = match again {
+        Some(l) => l,
+        None => {
+            crate::cli::listen(
+                a.listen,
+                "",
+                "is another peer using it? --listen 127.0.0.1:0 picks a free port",
+            )
+            .await?
+        }
+    };
     let my_addr = listener
         .local_addr()
         .map_err(|e| CliError::Failed(e.to_string()))?
         .to_string();
+    if let Some(port) = my_addr.rsplit(':').next() {
+        let _ = std::fs::write(&port_file, port);
+    }
     let lib = Arc::new(RwLock::new(lib));
     let report = scan(&lib).await.map_err(CliError::Usage)?;
     let (count, bytes) = {
