@@ -103,6 +103,21 @@ impl Net {
     }
 }
 
+/// The address a peer serves on, from its first line
+/// (`NAME: sharing ... on ADDR; tracker ...`).
+fn served_at(p: &Proc) -> String {
+    p.lines()
+        .iter()
+        .find_map(|l| {
+            l.contains(": sharing ")
+                .then(|| l.split(" on ").nth(1))
+                .flatten()
+                .and_then(|r| r.split(';').next())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("{}: no address in {:?}", p.name, p.lines()))
+}
+
 fn same_file(net: &Net, a: &str, b: &str, file: &str) {
     let (x, y) = (net.read(a, file), net.read(b, file));
     assert!(x.is_some(), "{a} has no {file}");
@@ -423,16 +438,7 @@ fn names_never_leave_the_directory_and_files_are_not_overwritten_silently() {
 
     // The same names straight at the services, over gRPC.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let p1_addr = p1
-        .lines()
-        .iter()
-        .find_map(|l| {
-            l.split(" on ")
-                .nth(1)
-                .and_then(|r| r.split(';').next())
-                .map(str::to_string)
-        })
-        .expect("p1's address");
+    let p1_addr = served_at(&p1);
     let tracker = net.tracker_addr();
     rt.block_on(async {
         use dsys::share::pb;
@@ -499,16 +505,7 @@ fn garbage_on_the_ports_unknown_commands_and_missing_files_get_clear_messages() 
     let t = net.tracker();
     net.put("p1", "a.txt", b"a\n");
     let p1 = net.peer("p1", &[]);
-    let p1_addr = p1
-        .lines()
-        .iter()
-        .find_map(|l| {
-            l.split(" on ")
-                .nth(1)
-                .and_then(|r| r.split(';').next())
-                .map(str::to_string)
-        })
-        .expect("p1's address");
+    let p1_addr = served_at(&p1);
     for addr in [net.tracker_addr(), p1_addr.clone()] {
         for junk in [
             &b"GET / HTTP/1.1\r\n\r\n"[..],
@@ -603,24 +600,13 @@ fn a_restarted_peer_keeps_its_address_and_the_tracker_its_entry() {
     net.dir("p1");
     let tracker = net.tracker_addr();
     let args = ["share", "peer", "p1", "--tracker", &tracker, "--plain"];
-    let addr_of = |p: &Proc| {
-        p.lines()
-            .iter()
-            .find_map(|l| {
-                l.strip_prefix("p1: sharing")
-                    .and_then(|r| r.split(" on ").nth(1))
-                    .and_then(|r| r.split(';').next())
-                    .map(str::to_string)
-            })
-            .expect("an address")
-    };
     let mut p1 = Proc::spawn("p1", &args, &net.root);
     p1.expect("registered with the tracker", 10);
-    let first = addr_of(&p1);
+    let first = served_at(&p1);
     p1.kill9();
     let p1 = Proc::spawn("p1", &args, &net.root);
     p1.expect("registered with the tracker", 10);
-    assert_eq!(addr_of(&p1), first);
+    assert_eq!(served_at(&p1), first);
     // One entry at the tracker, not a dead one beside a new one.
     assert_eq!(t.count("registered"), 1, "{}", t.lines().join("\n"));
 }
