@@ -61,34 +61,13 @@ pub async fn tracker(addr: &str) -> Result<TrackerClient<Channel>, String> {
         .max_encoding_message_size(MAX_MESSAGE))
 }
 
-/// The HTTP/2 client under a peer connection: one connection per peer,
-/// with windows that hold pieces in flight and 1 MiB frames.
-pub type PeerHttp = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    tonic::body::Body,
->;
-pub type PeerConn = PeerClient<PeerHttp>;
+pub type PeerConn = PeerClient<Channel>;
 
-/// Largest HTTP/2 frame a peer may send us (the protocol allows 16 MiB).
-const MAX_FRAME: u32 = 1024 * 1024;
-
-/// A connection to a peer. It connects on its first call, which is always
-/// the `Load` that ranks it, so a peer that is down shows there.
 pub async fn peer(addr: &str) -> Result<PeerConn, String> {
-    let uri: tonic::codegen::http::Uri = format!("http://{addr}")
-        .parse()
-        .map_err(|e| format!("{addr:?} is not an address: {e}"))?;
-    let mut conn = hyper_util::client::legacy::connect::HttpConnector::new();
-    conn.set_nodelay(true);
-    conn.set_connect_timeout(Some(Duration::from_secs(2)));
-    let http: PeerHttp =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .http2_only(true)
-            .http2_initial_stream_window_size(STREAM_WINDOW)
-            .http2_initial_connection_window_size(CONN_WINDOW)
-            .http2_max_frame_size(MAX_FRAME)
-            .build(conn);
-    Ok(PeerClient::with_origin(http, uri)
+    let ch = tokio::time::timeout(CALL_TIMEOUT, channel(addr))
+        .await
+        .map_err(|_| "no answer".to_string())??;
+    Ok(PeerClient::new(ch)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE))
 }

@@ -472,8 +472,6 @@ async fn rank(
         let (name, addr) = (h.peer.clone(), h.addr.clone());
         async move {
             let mut c = client::peer(&addr).await?;
-            // The first call connects; the second is the network's round trip.
-            client::load(&mut c).await?;
             let (load, _, rtt) = client::load(&mut c).await?;
             Ok::<_, String>((name, addr, c, load, rtt))
         }

@@ -497,7 +497,6 @@ impl Peer {
         };
         let r = async {
             let mut c = client::peer(&addr).await?;
-            client::load(&mut c).await?;
             client::load(&mut c).await
         }
         .await;
