@@ -98,12 +98,6 @@ struct Sched {
     in_flight: usize,
 }
 
-/// What a finished download did.
-pub struct Done {
-    pub size: u64,
-    pub elapsed: Duration,
-}
-
 fn started_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -117,7 +111,7 @@ fn mib_s(bytes: u64, d: Duration) -> String {
     )
 }
 
-pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<Option<Done>, String> {
+pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<(), String> {
     check_name(name)?;
     let say = Say::default();
     let holders = client::find(&ctx.tracker, name).await.map_err(|e| {
@@ -197,7 +191,7 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<Option<D
                 "{name} is here already, with the same content (hash {})",
                 hash::short(&want)
             ));
-            return Ok(None);
+            return Ok(());
         }
         if !overwrite {
             return Err(format!(
@@ -436,10 +430,7 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<Option<D
         },
         hash::short(&want)
     );
-    Ok(Some(Done {
-        size: entry.size,
-        elapsed,
-    }))
+    Ok(())
 }
 
 /// A download dropped half way (Ctrl-C): the bar stays as it was, and the
