@@ -323,9 +323,12 @@ fn a_file_changed_on_disk_after_updatelist_is_refused_and_another_peer_used() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     net.put("p1", "f.bin", &data(3 * 1024 * 1024, 8));
     let lat = latency_file(&net, "p3 p1 1\np3 p2 20\n");
-    let mut p3 = net.peer("p3", &["--latency-file", &lat]);
+    // One source at a time: the nearer p1 is the one chosen first, and p2,
+    // left out, is the one asked when p1 refuses.
+    let mut p3 = net.peer("p3", &["--latency-file", &lat, "--sources", "1"]);
     p3.send("download f.bin");
     p3.expect("changed on disk since the last updatelist", 20);
+    p3.expect("downloading from p2", 20);
     p3.expect("downloaded f.bin", 30);
     assert_eq!(net.read("p3", "f.bin"), Some(bytes));
 }

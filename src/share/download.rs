@@ -377,7 +377,7 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<(), Stri
             .sources
             .iter()
             .filter(|x| x.pieces > 0)
-            .map(|x| format!("{} ({} pieces)", x.name, x.pieces))
+            .map(|x| format!("{} ({})", x.name, super::plural(x.pieces, "piece")))
             .collect();
         (
             s.values
@@ -471,7 +471,6 @@ async fn rank(
     let mut out = Vec::new();
     let mut lines = vec!["choosing by latency + 10 × load (lower is better):".to_string()];
     for (h, a) in holders.iter().zip(answers) {
-        tried.insert(h.addr.clone());
         match a {
             Ok((name, addr, client, load, rtt)) => {
                 let (latency_ms, why) = match &ctx.latency {
@@ -493,10 +492,13 @@ async fn rank(
                     load,
                 });
             }
-            Err(e) => lines.push(format!(
-                "  {} at {}: does not answer ({e}): skipped",
-                h.peer, h.addr
-            )),
+            Err(e) => {
+                tried.insert(h.addr.clone());
+                lines.push(format!(
+                    "  {} at {}: does not answer ({e}): skipped",
+                    h.peer, h.addr
+                ));
+            }
         }
     }
     out.sort_by(|a, b| a.cost().total_cmp(&b.cost()).then(a.name.cmp(&b.name)));
@@ -513,7 +515,11 @@ async fn rank(
             if i == 0 { "  (best)" } else { "" }
         ));
     }
+    // The rest stay untried: they are asked again if the chosen ones fail.
     out.truncate(ctx.max_sources.max(1));
+    for c in &out {
+        tried.insert(c.addr.clone());
+    }
     if !out.is_empty() {
         let names: Vec<&str> = out.iter().map(|c| c.name.as_str()).collect();
         lines.push(format!("downloading from {}", names.join(", ")));
