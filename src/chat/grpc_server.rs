@@ -260,10 +260,15 @@ impl Chat for GrpcChat {
 
 /// Serves the gRPC front-end on `listener` until `stop`.
 pub async fn serve(listener: TcpListener, service: ChatService, stop: watch::Receiver<bool>) {
-    let incoming =
-        crate::net::listener::guarded(listener, super::wire_server::MAX_CONNECTIONS, stop.clone());
+    use crate::net::listener::{Policy, SERVER_IDLE, grpc_server, guarded};
+    let incoming = guarded(
+        listener,
+        super::wire_server::MAX_CONNECTIONS,
+        Policy::server(SERVER_IDLE),
+        stop.clone(),
+    );
     let mut stop = stop;
-    let server = tonic::transport::Server::builder()
+    let server = grpc_server()
         .add_service(ChatServer::new(GrpcChat::new(service)))
         .serve_with_incoming(incoming);
     tokio::select! {

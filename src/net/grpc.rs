@@ -27,7 +27,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
 use super::link::Backoff;
-use super::listener::{ConnInfo, guarded};
+use super::listener::{ConnInfo, Policy, guarded};
 use super::pb::node_client::NodeClient;
 use super::pb::node_server::{Node, NodeServer};
 use super::{
@@ -115,7 +115,7 @@ impl<M: Wire> GrpcTransport<M> {
         // Each peer needs one inbound connection (two while it reconnects);
         // the rest is room for tools and strangers, who are evicted first.
         let cap = 4 * cluster.len() + 16;
-        let incoming = guarded(listener, cap, shutdown.clone());
+        let incoming = guarded(listener, cap, Policy::CLUSTER, shutdown.clone());
         let mut stop = shutdown.clone();
         // At shutdown the server future is dropped, not drained: that frees
         // the port at once (an in-process restart can bind it again) and

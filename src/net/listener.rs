@@ -3,16 +3,22 @@
 //! * An accept error (out of file descriptors: EMFILE/ENFILE) backs off
 //!   (10 ms doubling to 1 s) instead of retrying in a hot loop.
 //! * At most `cap` inbound connections are open at once. A connection is
-//!   *validated* once a peer in the config has sent its hello on it; when
-//!   the cap is reached, the oldest connection that is not validated is
-//!   closed to make room (and a newcomer is turned away if every
-//!   connection is validated). Connections that stay unvalidated for
-//!   [`HELLO_TIMEOUT`] are closed too, so held-open sockets cannot pile up.
+//!   *validated* once the server says so ([`ConnInfo::validate`]: a
+//!   cluster member's hello, a chat login); when the cap is reached, the
+//!   unvalidated connection silent the longest is closed to make room (and
+//!   a newcomer is turned away if every connection is validated).
+//! * What else closes a connection is the server's [`Policy`], chosen where
+//!   the server is built: cluster links close a connection that is not
+//!   validated within [`HELLO_TIMEOUT`] ([`Policy::CLUSTER`]); servers close
+//!   one that has sent nothing for an idle timeout ([`Policy::server`]),
+//!   never a working one. (gRPC servers ping their clients, so a live
+//!   client always has something to answer.)
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -25,8 +31,44 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tracing::warn;
 
-/// How long a connection may stay open without a valid hello.
+/// How long a cluster connection may stay open without a valid hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What closes a connection besides the connection cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Closed if not validated within this long of being accepted.
+    pub validate_within: Option<Duration>,
+    /// Closed once it has sent nothing for this long.
+    pub idle: Option<Duration>,
+}
+
+impl Policy {
+    /// Cluster links: a member says hello within [`HELLO_TIMEOUT`].
+    pub const CLUSTER: Policy = Policy {
+        validate_within: Some(HELLO_TIMEOUT),
+        idle: None,
+    };
+
+    /// Servers: a connection silent for `idle` is closed; a working one,
+    /// however long it lives, never is.
+    pub const fn server(idle: Duration) -> Policy {
+        Policy {
+            validate_within: None,
+            idle: Some(idle),
+        }
+    }
+}
+
+/// Milliseconds since the first connection of this process: the clock the
+/// connections' last-heard stamps share.
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
 
 /// Shared between a connection and the acceptor that may close it.
 #[derive(Debug, Default)]
@@ -34,6 +76,8 @@ pub struct ConnCtl {
     validated: AtomicBool,
     killed: AtomicBool,
     closed: AtomicBool,
+    /// When it last sent a byte ([`now_ms`]).
+    heard_ms: AtomicU64,
     waker: AtomicWaker,
 }
 
@@ -42,19 +86,32 @@ impl ConnCtl {
         self.killed.store(true, Ordering::Relaxed);
         self.waker.wake();
     }
+
+    fn silent_ms(&self, now: u64) -> u64 {
+        now.saturating_sub(self.heard_ms.load(Ordering::Relaxed))
+    }
 }
 
 /// What a request handler can see of its connection.
 #[derive(Clone, Debug)]
 pub struct ConnInfo {
     pub remote: Option<std::net::SocketAddr>,
+    /// Unique in this process: requests that carry the same id came on the
+    /// same connection.
+    pub id: u64,
     ctl: Arc<ConnCtl>,
 }
 
 impl ConnInfo {
-    /// A peer from the config said hello on this connection: keep it.
+    /// The server trusts this connection (a member's hello, a login): it
+    /// is not closed to make room, nor for not being validated in time.
     pub fn validate(&self) {
         self.ctl.validated.store(true, Ordering::Relaxed);
+    }
+
+    /// Closes the connection (the server's next read sees its end).
+    pub fn close(&self) {
+        self.ctl.kill();
     }
 }
 
@@ -89,7 +146,12 @@ impl AsyncRead for Conn {
             // End of stream: the server closes the connection.
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.info.ctl.heard_ms.store(now_ms(), Ordering::Relaxed);
+        }
+        r
     }
 }
 
@@ -132,19 +194,34 @@ impl AsyncWrite for Conn {
 /// The stream of accepted connections tonic serves.
 pub type Guarded = ReceiverStream<io::Result<Conn>>;
 
-/// Starts accepting on `listener`; at most `cap` connections at once.
-pub fn guarded(listener: TcpListener, cap: usize, shutdown: watch::Receiver<bool>) -> Guarded {
+/// Starts accepting on `listener`; at most `cap` connections at once, each
+/// closed as `policy` says.
+pub fn guarded(
+    listener: TcpListener,
+    cap: usize,
+    policy: Policy,
+    shutdown: watch::Receiver<bool>,
+) -> Guarded {
     let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(accept_loop(listener, cap, tx, shutdown));
+    tokio::spawn(accept_loop(listener, cap, policy, tx, shutdown));
     ReceiverStream::new(rx)
+}
+
+impl Conn {
+    /// The connection as it was accepted, for servers that split it.
+    pub fn info(&self) -> &ConnInfo {
+        &self.info
+    }
 }
 
 async fn accept_loop(
     listener: TcpListener,
     cap: usize,
+    policy: Policy,
     tx: mpsc::Sender<io::Result<Conn>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     let mut open: Vec<(Instant, Arc<ConnCtl>)> = Vec::new();
     let mut backoff = Duration::from_millis(10);
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
@@ -154,8 +231,15 @@ async fn accept_loop(
             a = listener.accept() => a,
             _ = sweep.tick() => {
                 let now = Instant::now();
+                let ms = now_ms();
                 for (at, c) in &open {
-                    if !c.validated.load(Ordering::Relaxed) && now.duration_since(*at) > HELLO_TIMEOUT {
+                    let late = policy.validate_within.is_some_and(|t| {
+                        !c.validated.load(Ordering::Relaxed) && now.duration_since(*at) > t
+                    });
+                    let idle = policy
+                        .idle
+                        .is_some_and(|t| c.silent_ms(ms) > t.as_millis() as u64);
+                    if late || idle {
                         c.kill();
                     }
                 }
@@ -180,9 +264,14 @@ async fn accept_loop(
         };
         open.retain(|(_, c)| !c.closed.load(Ordering::Relaxed));
         if open.len() >= cap {
-            match open.iter().find(|(_, c)| {
-                !c.validated.load(Ordering::Relaxed) && !c.killed.load(Ordering::Relaxed)
-            }) {
+            let ms = now_ms();
+            match open
+                .iter()
+                .filter(|(_, c)| {
+                    !c.validated.load(Ordering::Relaxed) && !c.killed.load(Ordering::Relaxed)
+                })
+                .max_by_key(|(_, c)| c.silent_ms(ms))
+            {
                 Some((_, c)) => c.kill(),
                 None => {
                     turned_away += 1;
@@ -195,12 +284,16 @@ async fn accept_loop(
             }
         }
         let _ = stream.set_nodelay(true);
-        let ctl = Arc::new(ConnCtl::default());
+        let ctl = Arc::new(ConnCtl {
+            heard_ms: AtomicU64::new(now_ms()),
+            ..ConnCtl::default()
+        });
         open.push((Instant::now(), ctl.clone()));
         let conn = Conn {
             inner: stream,
             info: ConnInfo {
                 remote: Some(remote),
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 ctl,
             },
         };
@@ -208,4 +301,20 @@ async fn accept_loop(
             return;
         }
     }
+}
+
+/// A server closes a connection that has sent nothing for this long.
+pub const SERVER_IDLE: Duration = Duration::from_secs(60);
+/// How often a gRPC server pings each client: a live client's answer is
+/// what keeps a connection without calls from being silent.
+pub const SERVER_PING: Duration = Duration::from_secs(20);
+
+/// A tonic server builder for client/server systems (chat, share): it
+/// pings its clients every [`SERVER_PING`] and drops one that does not
+/// answer within 20 s. Serve it on [`guarded`] with
+/// `Policy::server(SERVER_IDLE)`.
+pub fn grpc_server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(SERVER_PING))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
 }

@@ -241,12 +241,13 @@ pub const CONN_WINDOW: u32 = 32 * 1024 * 1024;
 
 /// Serves the peer's directory on `listener` until `stop`.
 pub async fn serve(listener: TcpListener, serving: Serving, stop: watch::Receiver<bool>) {
-    let incoming = crate::net::listener::guarded(listener, 256, stop.clone());
+    use crate::net::listener::{Policy, SERVER_IDLE, grpc_server, guarded};
+    let incoming = guarded(listener, 256, Policy::server(SERVER_IDLE), stop.clone());
     let mut stop = stop;
     let svc = PeerServer::new(serving)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
-    let server = tonic::transport::Server::builder()
+    let server = grpc_server()
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONN_WINDOW)
         .add_service(svc)

@@ -270,14 +270,13 @@ async fn tracker(a: TrackerArgs) -> Result<(), CliError> {
 
 /// Serves the tracker on `listener` until `stop`.
 pub async fn serve(listener: TcpListener, state: TrackerState, stop: watch::Receiver<bool>) {
-    let incoming = crate::net::listener::guarded(listener, 1024, stop.clone());
+    use crate::net::listener::{Policy, SERVER_IDLE, grpc_server, guarded};
+    let incoming = guarded(listener, 1024, Policy::server(SERVER_IDLE), stop.clone());
     let mut stop = stop;
     let svc = TrackerServer::new(state)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
-    let server = tonic::transport::Server::builder()
-        .add_service(svc)
-        .serve_with_incoming(incoming);
+    let server = grpc_server().add_service(svc).serve_with_incoming(incoming);
     tokio::select! {
         r = server => if let Err(e) = r {
             tracing::warn!(error = %e, "tracker server stopped");
