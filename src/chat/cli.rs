@@ -17,7 +17,7 @@ use ratatui::text::{Line, Span};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use super::client::{Conn, Lost, Protocol};
+use super::client::{Conn, Lost, Protocol, Pushed};
 use super::service::{ChatService, Message};
 use super::store::{Store, Sync};
 use super::wire::{Request, Response};
@@ -63,7 +63,29 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, CliError> {
     .await
 }
 
+/// Raises this process's open-files limit to what it may (the hard
+/// limit): two ports of `MAX_CONNECTIONS` each need that many
+/// descriptors. Says so if the limit stays below what they need.
+fn raise_open_files() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let need = 2 * super::wire_server::MAX_CONNECTIONS as u64 + 64;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let want = hard.min(need.max(soft));
+    if want > soft {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, want, hard);
+    }
+    if want < need {
+        eprintln!(
+            "note: at most {want} open files (ulimit -n); {need} would let both ports take {} connections",
+            super::wire_server::MAX_CONNECTIONS
+        );
+    }
+}
+
 async fn server(a: ServerArgs) -> Result<(), CliError> {
+    raise_open_files();
     let (store, loaded) = Store::open(&a.db, a.sync).map_err(CliError::Usage)?;
     let accounts = loaded.accounts.len();
     let service = ChatService::new(store, loaded.accounts, loaded.max_id);
@@ -415,7 +437,7 @@ impl Client {
     /// Connects (again); logs in again if it was logged in.
     async fn reconnect(
         &mut self,
-        pushes: &mut Option<mpsc::Receiver<Message>>,
+        pushes: &mut Option<mpsc::Receiver<Pushed>>,
     ) -> Result<Vec<Shown>, Lost> {
         let (conn, rx) = Conn::connect(self.protocol, &self.addr, self.me.clone()).await?;
         self.conn = Some(conn);
@@ -622,7 +644,7 @@ async fn client(a: ClientArgs) -> Result<(), CliError> {
 
 async fn run_client<F: Face>(
     c: &mut Client,
-    pushes: &mut Option<mpsc::Receiver<Message>>,
+    pushes: &mut Option<mpsc::Receiver<Pushed>>,
     first: Result<Vec<Shown>, Lost>,
     face: &mut F,
 ) {
@@ -672,7 +694,13 @@ async fn run_client<F: Face>(
                 }
             }
             m = async { pushes.as_mut().expect("checked").recv().await }, if pushes.is_some() => match m {
-                Some(m) => face.show(&Shown::Message(m)),
+                Some(Pushed::Message(m)) => face.show(&Shown::Message(m)),
+                Some(Pushed::LoggedOut(why)) => {
+                    // Not logged in again after a reconnect either.
+                    c.creds = None;
+                    c.set_me("");
+                    face.show(&Shown::Note(format!("logged out by the server: {why}")));
+                }
                 None => {
                     *pushes = None;
                     c.conn = None;

@@ -34,6 +34,15 @@ impl Protocol {
 #[error("connection lost: {0}")]
 pub struct Lost(pub String);
 
+/// What the server pushes to a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// A message for the logged-in account.
+    Message(Message),
+    /// The server logged this connection out (why, for people).
+    LoggedOut(String),
+}
+
 /// Pushed messages waiting for the client's reader, at most.
 pub(super) const PUSHES: usize = 4096;
 
@@ -49,7 +58,7 @@ impl Conn {
         protocol: Protocol,
         addr: &str,
         me: Arc<Mutex<String>>,
-    ) -> Result<(Conn, mpsc::Receiver<Message>), Lost> {
+    ) -> Result<(Conn, mpsc::Receiver<Pushed>), Lost> {
         match protocol {
             Protocol::Wire => super::wire_client::connect(addr, me).await,
             Protocol::Grpc => super::grpc_client::connect(addr).await,

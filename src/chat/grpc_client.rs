@@ -3,7 +3,7 @@
 
 use tokio::sync::mpsc;
 
-use super::client::{Conn, Lost, PUSHES};
+use super::client::{Conn, Lost, PUSHES, Pushed};
 use super::grpc_server::pb;
 use super::service::Message;
 use super::wire::{Request, Response, count};
@@ -13,7 +13,7 @@ pub struct GrpcConn {
     session: u64,
 }
 
-pub async fn connect(addr: &str) -> Result<(Conn, mpsc::Receiver<Message>), Lost> {
+pub async fn connect(addr: &str) -> Result<(Conn, mpsc::Receiver<Pushed>), Lost> {
     let url = if addr.contains("://") {
         addr.to_string()
     } else {
@@ -36,10 +36,13 @@ pub async fn connect(addr: &str) -> Result<(Conn, mpsc::Receiver<Message>), Lost
     let (push_tx, push_rx) = mpsc::channel(PUSHES);
     tokio::spawn(async move {
         while let Ok(Some(ev)) = stream.message().await {
-            if let Some(pb::event::Kind::Message(m)) = ev.kind {
-                if push_tx.send(from_pb(m)).await.is_err() {
-                    break;
-                }
+            let pushed = match ev.kind {
+                Some(pb::event::Kind::Message(m)) => Pushed::Message(from_pb(m)),
+                Some(pb::event::Kind::LoggedOut(why)) => Pushed::LoggedOut(why),
+                _ => continue,
+            };
+            if push_tx.send(pushed).await.is_err() {
+                break;
             }
         }
     });
@@ -49,7 +52,7 @@ pub async fn connect(addr: &str) -> Result<(Conn, mpsc::Receiver<Message>), Lost
 fn from_status(s: tonic::Status) -> Result<Response, Lost> {
     // A server restarted under us has forgotten our session: as good as lost.
     let no_session =
-        s.code() == tonic::Code::FailedPrecondition && s.message().starts_with("no session");
+        s.code() == tonic::Code::Unauthenticated && s.message().starts_with("no session");
     if no_session || matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Cancelled) {
         return Err(Lost(s.message().to_string()));
     }

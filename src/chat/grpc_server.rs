@@ -9,12 +9,14 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use rand::{RngCore, SeedableRng};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex as AsyncMutex, mpsc, watch};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::service::{ChatError, ChatService, Message, Sent, Session};
+use super::service::{ChatError, ChatService, Message, Push, Sent, Session};
+use crate::net::listener::ConnInfo;
 
 pub mod pb {
     #![allow(clippy::all, clippy::pedantic)]
@@ -23,13 +25,22 @@ pub mod pb {
 
 use pb::chat_server::{Chat, ChatServer};
 
-type Sessions = Arc<Mutex<HashMap<u64, Arc<AsyncMutex<Session>>>>>;
+/// Sessions one connection may have open at once; past it `Open` is
+/// refused (RESOURCE_EXHAUSTED).
+pub const MAX_SESSIONS_PER_CONNECTION: usize = 16;
+
+/// An open session and the connection it belongs to.
+struct Entry {
+    conn: u64,
+    session: Arc<AsyncMutex<Session>>,
+}
+
+type Sessions = Arc<Mutex<HashMap<u64, Entry>>>;
 
 #[derive(Clone)]
 pub struct GrpcChat {
     service: ChatService,
     sessions: Sessions,
-    next: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub fn status(e: ChatError) -> Status {
@@ -43,8 +54,9 @@ pub fn status(e: ChatError) -> Status {
         ChatError::NameTaken(_) => Code::AlreadyExists,
         ChatError::NoSuchAccount(_) => Code::NotFound,
         ChatError::WrongPassword(_) => Code::PermissionDenied,
-        ChatError::NotLoggedIn => Code::Unauthenticated,
+        ChatError::NotLoggedIn | ChatError::LoggedOut(_) => Code::Unauthenticated,
         ChatError::AlreadyLoggedIn(_) => Code::FailedPrecondition,
+        ChatError::TooManyFailures { .. } | ChatError::Busy => Code::ResourceExhausted,
         ChatError::Storage(_) => Code::Internal,
     };
     let mut s = Status::new(code, e.to_string());
@@ -67,7 +79,7 @@ pub fn to_pb(m: Message) -> pb::ChatMessage {
 /// The session stream: pushes, and the session's end when dropped.
 struct SessionStream {
     first: Option<u64>,
-    rx: mpsc::Receiver<Message>,
+    rx: mpsc::UnboundedReceiver<Push>,
     id: u64,
     sessions: Sessions,
     service: ChatService,
@@ -81,11 +93,15 @@ impl Stream for SessionStream {
                 kind: Some(pb::event::Kind::Session(id)),
             })));
         }
-        self.rx.poll_recv(cx).map(|m| {
-            m.map(|m| {
-                Ok(pb::Event {
-                    kind: Some(pb::event::Kind::Message(to_pb(m))),
-                })
+        self.rx.poll_recv(cx).map(|p| {
+            p.map(|p| {
+                let kind = match p {
+                    // Its room in the push buffer is free once it is
+                    // handed to the stream.
+                    Push::Message(m, _permit) => pb::event::Kind::Message(to_pb(m)),
+                    Push::LoggedOut(why) => pb::event::Kind::LoggedOut(why),
+                };
+                Ok(pb::Event { kind: Some(kind) })
             })
         })
     }
@@ -102,10 +118,15 @@ impl Drop for SessionStream {
             let service = self.service.clone();
             // The session may be busy in a call: log it out when that ends.
             tokio::spawn(async move {
-                service.disconnect(&mut *s.lock().await);
+                service.disconnect(&mut *s.session.lock().await);
             });
         }
     }
+}
+
+/// The connection a request came on.
+fn caller<T>(r: &Request<T>) -> Option<ConnInfo> {
+    r.extensions().get::<ConnInfo>().cloned()
 }
 
 impl GrpcChat {
@@ -113,21 +134,27 @@ impl GrpcChat {
         GrpcChat {
             service,
             sessions: Arc::new(Mutex::new(HashMap::new())),
-            next: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         }
     }
 
-    fn session(&self, id: u64) -> Result<Arc<AsyncMutex<Session>>, Status> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "no session {id} (open one with Open; it ends when its stream closes)"
-                ))
-            })
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Session `id`, if the caller's connection opened it. A session of
+    /// another connection and one that does not exist get the same answer.
+    fn session(
+        &self,
+        conn: Option<&ConnInfo>,
+        id: u64,
+    ) -> Result<Arc<AsyncMutex<Session>>, Status> {
+        let sessions = self.sessions();
+        match (sessions.get(&id), conn) {
+            (Some(e), Some(c)) if e.conn == c.id => Ok(e.session.clone()),
+            _ => Err(Status::unauthenticated(format!(
+                "no session {id} on this connection (open one with Open; a session belongs to the connection that opened it, and ends when its stream closes)"
+            ))),
+        }
     }
 }
 
@@ -137,14 +164,34 @@ impl Chat for GrpcChat {
 
     async fn open(
         &self,
-        _r: Request<pb::OpenRequest>,
+        r: Request<pb::OpenRequest>,
     ) -> Result<Response<Self::OpenStream>, Status> {
-        let (session, rx) = self.service.connect();
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Arc::new(AsyncMutex::new(session)));
+        let conn =
+            caller(&r).ok_or_else(|| Status::internal("the connection of this call is unknown"))?;
+        let (session, rx) = self.service.connect(conn.remote.map(|a| a.ip()));
+        let id = {
+            let mut sessions = self.sessions();
+            let mine = sessions.values().filter(|e| e.conn == conn.id).count();
+            if mine >= MAX_SESSIONS_PER_CONNECTION {
+                return Err(Status::resource_exhausted(format!(
+                    "this connection has {mine} sessions open (the most is {MAX_SESSIONS_PER_CONNECTION})"
+                )));
+            }
+            // Unguessable, though a guess would not help: a session answers
+            // only its own connection.
+            let mut id = 0;
+            while id == 0 || sessions.contains_key(&id) {
+                id = rand::rngs::StdRng::from_os_rng().next_u64();
+            }
+            sessions.insert(
+                id,
+                Entry {
+                    conn: conn.id,
+                    session: Arc::new(AsyncMutex::new(session)),
+                },
+            );
+            id
+        };
         Ok(Response::new(Box::pin(SessionStream {
             first: Some(id),
             rx,
@@ -167,18 +214,24 @@ impl Chat for GrpcChat {
         &self,
         r: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginReply>, Status> {
+        let conn = caller(&r);
         let r = r.into_inner();
-        let s = self.session(r.session)?;
+        let s = self.session(conn.as_ref(), r.session)?;
         let queued = self
             .service
             .login(&mut *s.lock().await, &r.name, &r.password)
             .await
             .map_err(status)?;
+        // A connection with a logged-in session is not closed to make room.
+        if let Some(c) = &conn {
+            c.validate();
+        }
         Ok(Response::new(pb::LoginReply { queued }))
     }
 
     async fn logout(&self, r: Request<pb::SessionRef>) -> Result<Response<pb::Empty>, Status> {
-        let s = self.session(r.into_inner().session)?;
+        let conn = caller(&r);
+        let s = self.session(conn.as_ref(), r.into_inner().session)?;
         if !self.service.logout(&mut *s.lock().await) {
             return Err(status(ChatError::NotLoggedIn));
         }
@@ -202,11 +255,12 @@ impl Chat for GrpcChat {
     }
 
     async fn send(&self, r: Request<pb::SendRequest>) -> Result<Response<pb::SendReply>, Status> {
+        let conn = caller(&r);
         let r = r.into_inner();
-        let s = self.session(r.session)?;
+        let s = self.session(conn.as_ref(), r.session)?;
         let (id, sent) = self
             .service
-            .send(&*s.lock().await, &r.to, &r.text)
+            .send(&mut *s.lock().await, &r.to, &r.text)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::SendReply {
@@ -219,11 +273,12 @@ impl Chat for GrpcChat {
         &self,
         r: Request<pb::DeliverRequest>,
     ) -> Result<Response<pb::Messages>, Status> {
+        let conn = caller(&r);
         let r = r.into_inner();
-        let s = self.session(r.session)?;
+        let s = self.session(conn.as_ref(), r.session)?;
         let (msgs, queued) = self
             .service
-            .deliver(&*s.lock().await, r.max as usize)
+            .deliver(&mut *s.lock().await, r.max as usize)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::Messages {
@@ -233,11 +288,12 @@ impl Chat for GrpcChat {
     }
 
     async fn ack(&self, r: Request<pb::AckRequest>) -> Result<Response<pb::AckReply>, Status> {
+        let conn = caller(&r);
         let r = r.into_inner();
-        let s = self.session(r.session)?;
+        let s = self.session(conn.as_ref(), r.session)?;
         let removed = self
             .service
-            .ack(&*s.lock().await, r.ids)
+            .ack(&mut *s.lock().await, r.ids)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::AckReply { removed }))
@@ -247,8 +303,9 @@ impl Chat for GrpcChat {
         &self,
         r: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteReply>, Status> {
+        let conn = caller(&r);
         let r = r.into_inner();
-        let s = self.session(r.session)?;
+        let s = self.session(conn.as_ref(), r.session)?;
         let dropped = self
             .service
             .delete(&mut *s.lock().await, &r.password)

@@ -4,6 +4,8 @@
 //! live in SQLite.
 //!
 //! * `service`     — the logic both front-ends call: accounts, sessions, delivery.
+//! * `pattern`     — LIST's patterns, matched in linear time.
+//! * `guard`       — bounded password hashing, backoff after wrong passwords.
 //! * `store`       — SQLite (WAL), one writer thread committing in groups.
 //! * `wire`        — the wire protocol's frames, byte by byte.
 //! * `wire_server` — the wire protocol on TCP.
@@ -19,6 +21,8 @@ pub mod cli;
 pub mod client;
 pub mod grpc_client;
 pub mod grpc_server;
+pub mod guard;
+pub mod pattern;
 pub mod service;
 pub mod store;
 pub mod wire;

@@ -41,32 +41,36 @@ enum Op {
     Create {
         name: String,
         hash: String,
-        reply: Reply<()>,
+        reply: Reply<u64>,
     },
     Hash {
         name: String,
-        reply: Reply<Option<String>>,
+        reply: Reply<Option<(u64, String)>>,
     },
     Delete {
-        name: String,
+        account: u64,
         reply: Reply<u64>,
     },
     Enqueue {
         msg: Message,
+        to: u64,
+        from: u64,
         reply: Reply<()>,
     },
     Queued {
+        account: u64,
         name: String,
         max: usize,
+        bytes: usize,
         reply: Reply<(Vec<Message>, u64)>,
     },
     Ack {
-        name: String,
+        account: u64,
         ids: Vec<u64>,
         reply: Reply<u64>,
     },
     Count {
-        name: String,
+        account: u64,
         reply: Reply<u64>,
     },
 }
@@ -79,8 +83,72 @@ pub struct Store {
 
 /// What the database holds when the server starts.
 pub struct Loaded {
-    pub accounts: Vec<String>,
+    /// (name, account id)
+    pub accounts: Vec<(String, u64)>,
     pub max_id: u64,
+}
+
+/// The schema's version (`PRAGMA user_version`).
+const SCHEMA: i64 = 2;
+
+/// Version 2: an account is an id; queues are keyed by it, so a name
+/// deleted and created again starts empty.
+const CREATE_V2: &str = "
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        hash TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        recipient INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        sender_id INTEGER NOT NULL,
+        sender_deleted INTEGER NOT NULL DEFAULT 0,
+        sent_ms INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );";
+const INDEXES_V2: &str = "
+    CREATE INDEX messages_by_recipient ON messages (recipient, id);
+    CREATE INDEX messages_by_sender ON messages (sender_id);";
+
+/// Brings a database of any earlier version to [`SCHEMA`], in one
+/// transaction.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= SCHEMA {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    let has_accounts: bool = tx.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'accounts'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if has_accounts {
+        // Version 1 keyed everything by name.
+        tx.execute_batch(&format!(
+            "ALTER TABLE accounts RENAME TO accounts_v1;
+             ALTER TABLE messages RENAME TO messages_v1;
+             {CREATE_V2}
+             INSERT INTO accounts (name, hash, created_ms)
+                 SELECT name, hash, created_ms FROM accounts_v1 ORDER BY created_ms, name;
+             INSERT INTO messages (id, recipient, sender, sender_id, sender_deleted, sent_ms, body)
+                 SELECT m.id, a.id, m.sender, COALESCE(s.id, 0),
+                        CASE WHEN s.id IS NULL THEN 1 ELSE 0 END, m.sent_ms, m.body
+                 FROM messages_v1 m
+                 JOIN accounts a ON a.name = m.recipient
+                 LEFT JOIN accounts s ON s.name = m.sender AND m.sender_deleted = 0;
+             DROP TABLE messages_v1;
+             DROP TABLE accounts_v1;
+             {INDEXES_V2}"
+        ))?;
+    } else {
+        tx.execute_batch(&format!("{CREATE_V2}{INDEXES_V2}"))?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA)?;
+    tx.commit()
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> String + '_ {
@@ -90,7 +158,7 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> String + '_ {
 impl Store {
     /// Opens (or creates) the database at `path` and starts its writer.
     pub fn open(path: &Path, sync: Sync) -> Result<(Store, Loaded), String> {
-        let conn = Connection::open(path).map_err(db_err(path))?;
+        let mut conn = Connection::open(path).map_err(db_err(path))?;
         let sync_sql = match sync {
             Sync::Normal => "NORMAL",
             Sync::Full => "FULL",
@@ -100,30 +168,19 @@ impl Store {
              PRAGMA synchronous = {sync_sql};
              PRAGMA foreign_keys = OFF;
              PRAGMA cache_size = -65536;
-             PRAGMA wal_autocheckpoint = 16384;
-             CREATE TABLE IF NOT EXISTS accounts (
-                 name TEXT PRIMARY KEY,
-                 hash TEXT NOT NULL,
-                 created_ms INTEGER NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS messages (
-                 id INTEGER PRIMARY KEY,
-                 recipient TEXT NOT NULL,
-                 sender TEXT NOT NULL,
-                 sender_deleted INTEGER NOT NULL DEFAULT 0,
-                 sent_ms INTEGER NOT NULL,
-                 body TEXT NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id);"
+             PRAGMA wal_autocheckpoint = 16384;"
         ))
         .map_err(db_err(path))?;
+        migrate(&mut conn).map_err(db_err(path))?;
         let accounts = {
             let mut st = conn
-                .prepare("SELECT name FROM accounts ORDER BY name")
+                .prepare("SELECT name, id FROM accounts ORDER BY name")
                 .map_err(db_err(path))?;
-            st.query_map([], |r| r.get::<_, String>(0))
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(db_err(path))?
+            st.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db_err(path))?
         };
         let max_id: i64 = conn
             .query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
@@ -166,44 +223,72 @@ impl Store {
             .map_err(|_| ChatError::Storage("the database thread is gone".into()))?
     }
 
-    pub async fn create(&self, name: &str, hash: String) -> Result<(), ChatError> {
+    /// Creates the account; returns its id (never one used before).
+    pub async fn create(&self, name: &str, hash: String) -> Result<u64, ChatError> {
         let name = name.to_string();
         self.ask(|reply| Op::Create { name, hash, reply }).await
     }
 
-    pub async fn hash(&self, name: &str) -> Result<Option<String>, ChatError> {
+    /// The account named `name`: (id, password hash).
+    pub async fn hash(&self, name: &str) -> Result<Option<(u64, String)>, ChatError> {
         let name = name.to_string();
         self.ask(|reply| Op::Hash { name, reply }).await
     }
 
     /// Deletes the account; returns how many of its queued messages went.
-    pub async fn delete(&self, name: &str) -> Result<u64, ChatError> {
-        let name = name.to_string();
-        self.ask(|reply| Op::Delete { name, reply }).await
+    /// What it sent that others have not taken is marked from a deleted
+    /// account.
+    pub async fn delete(&self, account: u64) -> Result<u64, ChatError> {
+        self.ask(|reply| Op::Delete { account, reply }).await
     }
 
-    /// Returns once `msg` is committed.
-    pub async fn enqueue(&self, msg: Message) -> Result<(), ChatError> {
-        self.ask(|reply| Op::Enqueue { msg, reply }).await
+    /// Queues `msg` for account `to`, from account `from`; returns once it
+    /// is committed. Refused (no such account) if `to` no longer exists;
+    /// marked from a deleted account if `from` no longer does.
+    pub async fn enqueue(&self, msg: Message, to: u64, from: u64) -> Result<(), ChatError> {
+        self.ask(|reply| Op::Enqueue {
+            msg,
+            to,
+            from,
+            reply,
+        })
+        .await
     }
 
-    /// Up to `max` queued messages for `name`, oldest first, and how many
-    /// are queued in all.
-    pub async fn queued(&self, name: &str, max: usize) -> Result<(Vec<Message>, u64), ChatError> {
+    /// Up to `max` queued messages for `account` (named `name`), oldest
+    /// first, together at most `bytes` as the wire protocol encodes them
+    /// (at least one, if any is queued); and how many are queued in all.
+    pub async fn queued(
+        &self,
+        account: u64,
+        name: &str,
+        max: usize,
+        bytes: usize,
+    ) -> Result<(Vec<Message>, u64), ChatError> {
         let name = name.to_string();
-        self.ask(|reply| Op::Queued { name, max, reply }).await
+        self.ask(|reply| Op::Queued {
+            account,
+            name,
+            max,
+            bytes,
+            reply,
+        })
+        .await
     }
 
-    /// Removes `name`'s messages `ids` (the client has them); returns how
-    /// many there were.
-    pub async fn ack(&self, name: &str, ids: Vec<u64>) -> Result<u64, ChatError> {
-        let name = name.to_string();
-        self.ask(|reply| Op::Ack { name, ids, reply }).await
+    /// Removes `account`'s messages `ids` (the client has them); returns
+    /// how many there were. Ids of other accounts' messages are ignored.
+    pub async fn ack(&self, account: u64, ids: Vec<u64>) -> Result<u64, ChatError> {
+        self.ask(|reply| Op::Ack {
+            account,
+            ids,
+            reply,
+        })
+        .await
     }
 
-    pub async fn count(&self, name: &str) -> Result<u64, ChatError> {
-        let name = name.to_string();
-        self.ask(|reply| Op::Count { name, reply }).await
+    pub async fn count(&self, account: u64) -> Result<u64, ChatError> {
+        self.ask(|reply| Op::Count { account, reply }).await
     }
 }
 
@@ -244,7 +329,10 @@ fn fail_all(group: Vec<Op>, why: &str) {
     let e = || ChatError::Storage(why.to_string());
     for op in group {
         match op {
-            Op::Create { reply, .. } | Op::Enqueue { reply, .. } => {
+            Op::Create { reply, .. } => {
+                let _ = reply.send(Err(e()));
+            }
+            Op::Enqueue { reply, .. } => {
                 let _ = reply.send(Err(e()));
             }
             Op::Hash { reply, .. } => {
@@ -280,7 +368,7 @@ fn run(tx: &rusqlite::Transaction, op: Op) -> Answer {
                     "INSERT INTO accounts (name, hash, created_ms) VALUES (?1, ?2, ?3)",
                     params![name, hash, now_ms() as i64],
                 )
-                .map(|_| ())
+                .map(|_| tx.last_insert_rowid() as u64)
                 .map_err(|e| match e {
                     rusqlite::Error::SqliteFailure(f, _)
                         if f.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -294,66 +382,97 @@ fn run(tx: &rusqlite::Transaction, op: Op) -> Answer {
         Op::Hash { name, reply } => {
             let r = tx
                 .query_row(
-                    "SELECT hash FROM accounts WHERE name = ?1",
+                    "SELECT id, hash FROM accounts WHERE name = ?1",
                     params![name],
-                    |r| r.get::<_, String>(0),
+                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
                 )
                 .optional()
                 .map_err(storage);
             answer(reply, r)
         }
-        Op::Delete { name, reply } => {
+        Op::Delete { account, reply } => {
+            let id = account as i64;
             let r = (|| {
                 let dropped =
-                    tx.execute("DELETE FROM messages WHERE recipient = ?1", params![name])?;
+                    tx.execute("DELETE FROM messages WHERE recipient = ?1", params![id])?;
                 tx.execute(
-                    "UPDATE messages SET sender_deleted = 1 WHERE sender = ?1",
-                    params![name],
+                    "UPDATE messages SET sender_deleted = 1 WHERE sender_id = ?1",
+                    params![id],
                 )?;
-                tx.execute("DELETE FROM accounts WHERE name = ?1", params![name])?;
+                tx.execute("DELETE FROM accounts WHERE id = ?1", params![id])?;
                 Ok(dropped as u64)
             })()
             .map_err(storage);
             answer(reply, r)
         }
-        Op::Enqueue { msg, reply } => {
+        Op::Enqueue {
+            msg,
+            to,
+            from,
+            reply,
+        } => {
+            // One statement, in the writer's order: a message to an account
+            // deleted before it is refused; one from an account deleted
+            // before it is marked so (one deleted after it is marked by
+            // the delete).
             let r = tx
                 .prepare_cached(
-                    "INSERT INTO messages (id, recipient, sender, sender_deleted, sent_ms, body) VALUES (?1, ?2, ?3, 0, ?4, ?5)",
+                    "INSERT INTO messages (id, recipient, sender, sender_id, sender_deleted, sent_ms, body)
+                     SELECT ?1, ?2, ?3, ?4, NOT EXISTS (SELECT 1 FROM accounts WHERE id = ?4), ?5, ?6
+                     WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?2)",
                 )
                 .and_then(|mut st| {
                     st.execute(params![
                         msg.id as i64,
-                        msg.to,
+                        to as i64,
                         msg.from,
+                        from as i64,
                         msg.sent_ms as i64,
                         msg.text
                     ])
                 })
-                .map(|_| ())
-                .map_err(storage);
+                .map_err(storage)
+                .and_then(|n| {
+                    if n == 1 {
+                        Ok(())
+                    } else {
+                        Err(ChatError::NoSuchAccount(msg.to.clone()))
+                    }
+                });
             answer(reply, r)
         }
-        Op::Queued { name, max, reply } => {
+        Op::Queued {
+            account,
+            name,
+            max,
+            bytes,
+            reply,
+        } => {
             let r = (|| {
                 let mut st = tx.prepare_cached(
                     "SELECT id, sender, sender_deleted, sent_ms, body FROM messages WHERE recipient = ?1 ORDER BY id LIMIT ?2",
                 )?;
-                let msgs = st
-                    .query_map(params![name, max as i64], |r| {
-                        Ok(Message {
-                            id: r.get::<_, i64>(0)? as u64,
-                            from: r.get(1)?,
-                            from_deleted: r.get::<_, i64>(2)? != 0,
-                            to: name.clone(),
-                            sent_ms: r.get::<_, i64>(3)? as u64,
-                            text: r.get(4)?,
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut rows = st.query(params![account as i64, max as i64])?;
+                let mut msgs = Vec::new();
+                let mut used = 0;
+                while let Some(r) = rows.next()? {
+                    let m = Message {
+                        id: r.get::<_, i64>(0)? as u64,
+                        from: r.get(1)?,
+                        from_deleted: r.get::<_, i64>(2)? != 0,
+                        to: name.clone(),
+                        sent_ms: r.get::<_, i64>(3)? as u64,
+                        text: r.get(4)?,
+                    };
+                    used += m.wire_size();
+                    if used > bytes && !msgs.is_empty() {
+                        break;
+                    }
+                    msgs.push(m);
+                }
                 let total: i64 = tx.query_row(
                     "SELECT COUNT(*) FROM messages WHERE recipient = ?1",
-                    params![name],
+                    params![account as i64],
                     |r| r.get(0),
                 )?;
                 Ok((msgs, total as u64))
@@ -361,24 +480,28 @@ fn run(tx: &rusqlite::Transaction, op: Op) -> Answer {
             .map_err(storage);
             answer(reply, r)
         }
-        Op::Ack { name, ids, reply } => {
+        Op::Ack {
+            account,
+            ids,
+            reply,
+        } => {
             let r = (|| {
                 let mut st =
                     tx.prepare_cached("DELETE FROM messages WHERE recipient = ?1 AND id = ?2")?;
                 let mut n = 0;
                 for id in ids {
-                    n += st.execute(params![name, id as i64])? as u64;
+                    n += st.execute(params![account as i64, id as i64])? as u64;
                 }
                 Ok(n)
             })()
             .map_err(storage);
             answer(reply, r)
         }
-        Op::Count { name, reply } => {
+        Op::Count { account, reply } => {
             let r = tx
                 .query_row(
                     "SELECT COUNT(*) FROM messages WHERE recipient = ?1",
-                    params![name],
+                    params![account as i64],
                     |r| r.get::<_, i64>(0),
                 )
                 .map(|n| n as u64)

@@ -35,6 +35,7 @@ pub mod op {
     pub const PUSH: u8 = 0x86;
     pub const DELETED: u8 = 0x87;
     pub const ACKED: u8 = 0x88;
+    pub const LOGGED_OUT: u8 = 0x89;
 }
 
 /// Error codes of the protocol itself (the connection is closed after
@@ -44,6 +45,14 @@ pub mod code {
     pub const VERSION: u16 = 2;
     pub const UNKNOWN_OP: u16 = 3;
     pub const TOO_LARGE: u16 = 4;
+    /// Every connection is logged in: a new one is turned away.
+    pub const FULL: u16 = 5;
+    /// Not logged in within the time a connection has for it.
+    pub const LOGIN_TIMEOUT: u16 = 6;
+    /// Sent nothing for the idle timeout.
+    pub const IDLE: u16 = 7;
+    /// Closed to make room for a new connection (it was not logged in).
+    pub const EVICTED: u16 = 8;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +110,8 @@ pub enum Response {
         messages: Vec<Message>,
     },
     Push(Message),
+    /// Pushed: the server logged this connection out (why, for people).
+    LoggedOut(String),
     Deleted {
         dropped: u32,
     },
@@ -291,6 +302,13 @@ impl Request {
     /// Decodes a frame's bytes after the length field: (id, request).
     pub fn decode(frame: &[u8]) -> Result<(u32, Request), FrameError> {
         let (op, id, mut r) = head(frame)?;
+        // Checked in this order: length, version, operation, id, fields.
+        if !(op::CREATE..=op::PING).contains(&op) {
+            return Err(FrameError::UnknownOp(op));
+        }
+        if id == 0 {
+            return Err(FrameError::Malformed("request id 0 (ids are 1 and up)"));
+        }
         let req = match op {
             op::CREATE => Request::Create {
                 name: r.str()?,
@@ -367,6 +385,9 @@ impl Response {
             Response::Push(m) => frame(buf, op::PUSH, id, |w| {
                 w.message(m);
             }),
+            Response::LoggedOut(why) => frame(buf, op::LOGGED_OUT, id, |w| {
+                w.str(why);
+            }),
             Response::Deleted { dropped } => frame(buf, op::DELETED, id, |w| {
                 w.u32(*dropped);
             }),
@@ -406,6 +427,7 @@ impl Response {
                 Response::Messages { queued, messages }
             }
             op::PUSH => Response::Push(r.message(me)?),
+            op::LOGGED_OUT => Response::LoggedOut(r.str()?),
             op::DELETED => Response::Deleted { dropped: r.u32()? },
             op::ACKED => Response::Acked { removed: r.u32()? },
             other => return Err(FrameError::UnknownOp(other)),

@@ -10,9 +10,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use super::client::{Conn, Lost, PUSHES};
-use super::service::Message;
+use super::client::{Conn, Lost, PUSHES, Pushed};
 use super::wire::{self, Request, Response};
+
+/// The id of the client's keep-alive pings (calls count up from 1).
+const KEEPALIVE_ID: u32 = u32::MAX;
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Response>>>>;
 
@@ -29,13 +31,29 @@ pub struct WireConn {
 pub async fn connect(
     addr: &str,
     me: Arc<Mutex<String>>,
-) -> Result<(Conn, mpsc::Receiver<Message>), Lost> {
+) -> Result<(Conn, mpsc::Receiver<Pushed>), Lost> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| Lost(format!("cannot connect to {addr}: {e}")))?;
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(1024);
+    // A quiet connection pings now and then: the server closes one that
+    // sends nothing for its idle timeout. (Its answer has an id no call
+    // waits for.)
+    {
+        let out = out.clone();
+        tokio::spawn(async move {
+            let mut ping = Vec::new();
+            Request::Ping.encode(KEEPALIVE_ID, &mut ping);
+            loop {
+                tokio::time::sleep(super::wire_server::KEEPALIVE).await;
+                if out.send(ping.clone()).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(64 * 1024);
         while let Some(first) = out_rx.recv().await {
@@ -73,7 +91,12 @@ pub async fn connect(
                     at += 4 + len;
                     match decoded {
                         Ok((_, Response::Push(m))) => {
-                            if push_tx.send(m).await.is_err() {
+                            if push_tx.send(Pushed::Message(m)).await.is_err() {
+                                break 'read;
+                            }
+                        }
+                        Ok((_, Response::LoggedOut(why))) => {
+                            if push_tx.send(Pushed::LoggedOut(why)).await.is_err() {
                                 break 'read;
                             }
                         }

@@ -4,19 +4,38 @@
 //! batching what is waiting into one write. A bad frame gets an error frame
 //! and the connection is closed; nobody else notices.
 
-use std::sync::Arc;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpListener;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio::time::Instant;
+use tokio_stream::StreamExt;
 
-use super::service::{ChatError, ChatService, Message, Sent, Session};
-use super::wire::{self, FrameError, Request, Response, count};
+use super::service::{ChatError, ChatService, Push, Sent, Session};
+use super::wire::{self, FrameError, Request, Response, code, count};
+use crate::net::listener::{Conn, ConnInfo, Policy, guarded};
 
-/// Connections served at once, at most; past it a new one gets an error
-/// frame and is closed.
+/// Connections open at once, at most. When full, the connection silent the
+/// longest of those not logged in is closed (ERROR 8) to make room; when
+/// every one is logged in, a newcomer gets ERROR 5 and is closed.
 pub const MAX_CONNECTIONS: usize = 4096;
+/// A connection not logged in this long after it opened (or after its
+/// logout) gets ERROR 6 and is closed.
+pub const LOGIN_WITHIN: Duration = Duration::from_secs(30);
+/// A connection that sends nothing (not even PING) this long gets ERROR 7
+/// and is closed. The dsys client pings every [`KEEPALIVE`].
+pub const IDLE: Duration = Duration::from_secs(300);
+/// How often the dsys client pings an otherwise quiet connection.
+pub const KEEPALIVE: Duration = Duration::from_secs(60);
+/// A connection that takes none of what the server writes for this long
+/// is closed (it stopped reading; its pushes already go to its queue).
+pub const WRITE_STALL: Duration = Duration::from_secs(60);
+/// The kernel's send buffer per connection: with the push buffer
+/// (`service::PUSH_BYTES`), what a client that stopped reading is told
+/// "delivered" but never reads stays small.
+pub const SEND_BUFFER: usize = 32 * 1024;
 /// Batches of responses waiting for a connection's writer, at most (its
 /// reader waits).
 const OUT_QUEUE: usize = 64;
@@ -30,56 +49,77 @@ enum Out {
     Close(Vec<u8>),
 }
 
-pub async fn serve(listener: TcpListener, service: ChatService, mut stop: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+fn goodbye(code: u16, message: String) -> Vec<u8> {
+    let mut buf = Vec::new();
+    Response::Error { code, message }.encode(0, &mut buf);
+    buf
+}
+
+/// ERROR 5, for a newcomer when every connection is logged in.
+fn full_frame() -> &'static [u8] {
+    static FULL: OnceLock<Vec<u8>> = OnceLock::new();
+    FULL.get_or_init(|| {
+        goodbye(
+            code::FULL,
+            format!("the server is full ({MAX_CONNECTIONS} connections, all logged in); closing"),
+        )
+    })
+}
+
+pub async fn serve(listener: TcpListener, service: ChatService, stop: watch::Receiver<bool>) {
+    // Accepted sockets inherit the listener's buffer size.
+    if let Err(e) =
+        nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER)
+    {
+        tracing::warn!(error = %e, "cannot set the send buffer size");
+    }
+    let policy = Policy {
+        validate_within: None,
+        idle: None,
+        turn_away: Some(full_frame()),
+    };
+    let mut incoming = guarded(listener, MAX_CONNECTIONS, policy, stop.clone());
+    let mut stop = stop;
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
+        let conn = tokio::select! {
+            c = incoming.next() => match c {
+                Some(Ok(c)) => c,
+                Some(Err(_)) => continue,
+                None => return,
+            },
             _ = crate::net::grpc::stopped(&mut stop) => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of descriptors, most likely: wait instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(async move {
-                let (_, mut wr) = stream.into_split();
-                let mut buf = Vec::new();
-                Response::Error {
-                    code: super::service::ChatError::Storage(String::new()).code(),
-                    message: format!("the server is full ({MAX_CONNECTIONS} connections)"),
-                }
-                .encode(0, &mut buf);
-                let _ = wr.write_all(&buf).await;
-            });
-            continue;
         };
         let service = service.clone();
         tokio::spawn(async move {
-            connection(stream, service).await;
-            tracing::debug!(%peer, "connection closed");
-            drop(permit);
+            let peer = conn.info().remote;
+            connection(conn, service).await;
+            tracing::debug!(?peer, "connection closed");
         });
     }
 }
 
-async fn connection(stream: tokio::net::TcpStream, service: ChatService) {
-    let (mut rd, wr) = stream.into_split();
-    let (mut session, pushes) = service.connect();
+/// Why a connection's reader stops.
+enum End {
+    /// The client closed it, or it broke.
+    Gone,
+    /// The server closes it, with these last words.
+    Say(Vec<u8>),
+}
+
+async fn connection(conn: Conn, service: ChatService) {
+    let info = conn.info().clone();
+    let (mut rd, wr) = tokio::io::split(conn);
+    let (mut session, pushes) = service.connect(info.remote.map(|a| a.ip()));
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
-    let writer = tokio::spawn(writer(wr, out_rx, pushes));
+    let writer = tokio::spawn(writer(wr, out_rx, pushes, info.clone()));
     let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     // Responses are encoded here and handed to the writer in batches: one
     // hand-over per read, not per request.
     let mut out = Vec::with_capacity(OUT_BATCH);
-    'read: loop {
+    let mut login_by = Some(Instant::now() + LOGIN_WITHIN);
+    let mut heard = Instant::now();
+    let end = 'read: loop {
         // Every whole frame in the buffer, in order; what is left (part of
         // a frame) moves to the front once.
         let mut at = 0;
@@ -89,8 +129,7 @@ async fn connection(stream: tokio::net::TcpStream, service: ChatService) {
                 Ok(None) => break,
                 Err(e) => {
                     protocol_error(&e, &mut out);
-                    let _ = out_tx.send(Out::Close(out)).await;
-                    break 'read;
+                    break 'read End::Say(std::mem::take(&mut out));
                 }
             };
             let decoded = Request::decode(&buf[at + 4..at + 4 + len]);
@@ -100,17 +139,29 @@ async fn connection(stream: tokio::net::TcpStream, service: ChatService) {
                     handle(&service, &mut session, req)
                         .await
                         .encode(id, &mut out);
+                    // Logged in: kept (never closed to make room); logged
+                    // out: the clock to log in again starts.
+                    match (session.account().is_some(), login_by.is_some()) {
+                        (true, true) => {
+                            login_by = None;
+                            info.validate();
+                        }
+                        (false, false) => {
+                            login_by = Some(Instant::now() + LOGIN_WITHIN);
+                            info.invalidate();
+                        }
+                        _ => {}
+                    }
                     if out.len() >= OUT_BATCH {
                         let full = std::mem::replace(&mut out, Vec::with_capacity(OUT_BATCH));
                         if out_tx.send(Out::Bytes(full)).await.is_err() {
-                            break 'read;
+                            break 'read End::Gone;
                         }
                     }
                 }
                 Err(e) => {
                     protocol_error(&e, &mut out);
-                    let _ = out_tx.send(Out::Close(out)).await;
-                    break 'read;
+                    break 'read End::Say(std::mem::take(&mut out));
                 }
             }
         }
@@ -118,17 +169,53 @@ async fn connection(stream: tokio::net::TcpStream, service: ChatService) {
         if !out.is_empty() {
             let batch = std::mem::replace(&mut out, Vec::with_capacity(OUT_BATCH));
             if out_tx.send(Out::Bytes(batch)).await.is_err() {
-                break;
+                break End::Gone;
             }
         }
-        match rd.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        let idle_at = heard + IDLE;
+        let deadline = login_by.map_or(idle_at, |l| l.min(idle_at));
+        match tokio::time::timeout_at(deadline, rd.read(&mut chunk)).await {
+            Err(_) if login_by.is_some_and(|l| l <= idle_at) => {
+                break End::Say(goodbye(
+                    code::LOGIN_TIMEOUT,
+                    format!("not logged in within {} s; closing", LOGIN_WITHIN.as_secs()),
+                ));
+            }
+            Err(_) => {
+                break End::Say(goodbye(
+                    code::IDLE,
+                    format!(
+                        "nothing received for {} s (PING keeps a quiet connection open); closing",
+                        IDLE.as_secs()
+                    ),
+                ));
+            }
+            Ok(Ok(0)) | Ok(Err(_)) if info.closed_by_server() => {
+                break End::Say(goodbye(
+                    code::EVICTED,
+                    "closed to make room for a new connection (this one was not logged in)".into(),
+                ));
+            }
+            Ok(Ok(0)) | Ok(Err(_)) => break End::Gone,
+            Ok(Ok(n)) => {
+                heard = Instant::now();
+                buf.extend_from_slice(&chunk[..n]);
+            }
         }
-    }
+    };
     service.disconnect(&mut session);
+    if let End::Say(last) = end {
+        // The writer has a moment to say it; a client that does not read
+        // does not hold the connection open.
+        let _ = tokio::time::timeout(Duration::from_secs(1), out_tx.send(Out::Close(last))).await;
+    }
     drop(out_tx);
-    let _ = writer.await;
+    if tokio::time::timeout(Duration::from_secs(2), writer)
+        .await
+        .is_err()
+    {
+        info.close();
+    }
 }
 
 fn protocol_error(e: &FrameError, out: &mut Vec<u8>) {
@@ -205,13 +292,23 @@ pub async fn handle(service: &ChatService, s: &mut Session, req: Request) -> Res
 }
 
 /// Writes responses and pushes; everything waiting goes out in one write.
+/// A push's room in the push buffer is given back once it is written.
 async fn writer(
-    mut wr: OwnedWriteHalf,
+    mut wr: WriteHalf<Conn>,
     mut out: mpsc::Receiver<Out>,
-    mut pushes: mpsc::Receiver<Message>,
+    mut pushes: mpsc::UnboundedReceiver<Push>,
+    info: ConnInfo,
 ) {
     let mut buf = Vec::with_capacity(64 * 1024);
+    let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
     let mut out_open = true;
+    let push = |p: Push, buf: &mut Vec<u8>, held: &mut Vec<OwnedSemaphorePermit>| match p {
+        Push::Message(m, permit) => {
+            Response::Push(m).encode(0, buf);
+            held.extend(permit);
+        }
+        Push::LoggedOut(why) => Response::LoggedOut(why).encode(0, buf),
+    };
     loop {
         let mut closing = false;
         tokio::select! {
@@ -220,8 +317,8 @@ async fn writer(
                 Some(Out::Close(b)) => { buf.extend_from_slice(&b); closing = true; }
                 None => out_open = false,
             },
-            m = pushes.recv() => match m {
-                Some(m) => Response::Push(m).encode(0, &mut buf),
+            p = pushes.recv() => match p {
+                Some(p) => push(p, &mut buf, &mut held),
                 None => return,
             },
         }
@@ -242,16 +339,25 @@ async fn writer(
                         closing = true;
                     }
                 }
-            } else if let Ok(m) = pushes.try_recv() {
-                Response::Push(m).encode(0, &mut buf);
+            } else if let Ok(p) = pushes.try_recv() {
+                push(p, &mut buf, &mut held);
             } else {
                 break;
             }
         }
-        if wr.write_all(&buf).await.is_err() {
-            return;
+        match tokio::time::timeout(WRITE_STALL, wr.write_all(&buf)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                // It stopped reading (so it would not read why either):
+                // close it; its reader sees the end.
+                tracing::debug!(peer = ?info.remote, "a client stopped reading: closed");
+                info.close();
+                return;
+            }
         }
         buf.clear();
+        held.clear();
         if closing {
             let _ = wr.shutdown().await;
             return;

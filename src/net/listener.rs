@@ -41,6 +41,9 @@ pub struct Policy {
     pub validate_within: Option<Duration>,
     /// Closed once it has sent nothing for this long.
     pub idle: Option<Duration>,
+    /// Written (if the socket takes it at once) to a connection turned
+    /// away because every one open is validated: the server's "full".
+    pub turn_away: Option<&'static [u8]>,
 }
 
 impl Policy {
@@ -48,6 +51,7 @@ impl Policy {
     pub const CLUSTER: Policy = Policy {
         validate_within: Some(HELLO_TIMEOUT),
         idle: None,
+        turn_away: None,
     };
 
     /// Servers: a connection silent for `idle` is closed; a working one,
@@ -56,6 +60,7 @@ impl Policy {
         Policy {
             validate_within: None,
             idle: Some(idle),
+            turn_away: None,
         }
     }
 }
@@ -78,13 +83,32 @@ pub struct ConnCtl {
     closed: AtomicBool,
     /// When it last sent a byte ([`now_ms`]).
     heard_ms: AtomicU64,
+    /// When it was killed ([`now_ms`]): writes still go out for
+    /// [`KILL_GRACE`] after, so the server can say why.
+    killed_ms: AtomicU64,
     waker: AtomicWaker,
+    write_waker: AtomicWaker,
 }
+
+/// How long a killed connection may still write (its last words).
+pub const KILL_GRACE: Duration = Duration::from_secs(1);
 
 impl ConnCtl {
     fn kill(&self) {
-        self.killed.store(true, Ordering::Relaxed);
+        // The stamp first: a writer that sees `killed` sees its time.
+        if !self.killed.load(Ordering::Acquire) {
+            self.killed_ms.store(now_ms(), Ordering::Relaxed);
+            self.killed.store(true, Ordering::Release);
+        }
         self.waker.wake();
+        self.write_waker.wake();
+    }
+
+    /// Killed, and past its grace: writes fail.
+    fn mute(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+            && now_ms().saturating_sub(self.killed_ms.load(Ordering::Relaxed))
+                > KILL_GRACE.as_millis() as u64
     }
 
     fn silent_ms(&self, now: u64) -> u64 {
@@ -109,9 +133,21 @@ impl ConnInfo {
         self.ctl.validated.store(true, Ordering::Relaxed);
     }
 
-    /// Closes the connection (the server's next read sees its end).
+    /// The server no longer trusts it (a logout): it may be closed to
+    /// make room again.
+    pub fn invalidate(&self) {
+        self.ctl.validated.store(false, Ordering::Relaxed);
+    }
+
+    /// Closes the connection: the server's next read sees its end, and
+    /// its writes fail after [`KILL_GRACE`].
     pub fn close(&self) {
         self.ctl.kill();
+    }
+
+    /// Was it closed by [`ConnInfo::close`] or to make room?
+    pub fn closed_by_server(&self) -> bool {
+        self.ctl.killed.load(Ordering::Relaxed)
     }
 }
 
@@ -161,7 +197,8 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.info.ctl.killed.load(Ordering::Relaxed) {
+        self.info.ctl.write_waker.register(cx.waker());
+        if self.info.ctl.mute() {
             return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
         }
         Pin::new(&mut self.inner).poll_write(cx, buf)
@@ -172,7 +209,8 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if self.info.ctl.killed.load(Ordering::Relaxed) {
+        self.info.ctl.write_waker.register(cx.waker());
+        if self.info.ctl.mute() {
             return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
         }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
@@ -242,6 +280,11 @@ async fn accept_loop(
                     if late || idle {
                         c.kill();
                     }
+                    if c.killed.load(Ordering::Relaxed) {
+                        // A write stuck on a client that does not read
+                        // fails once the grace is over.
+                        c.write_waker.wake();
+                    }
                 }
                 open.retain(|(_, c)| !c.closed.load(Ordering::Relaxed));
                 continue;
@@ -277,6 +320,9 @@ async fn accept_loop(
                     turned_away += 1;
                     if turned_away.is_power_of_two() {
                         warn!(cap, turned_away, %remote, "too many connections: turned one away");
+                    }
+                    if let Some(bytes) = policy.turn_away {
+                        let _ = stream.try_write(bytes);
                     }
                     drop(stream);
                     continue;
