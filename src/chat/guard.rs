@@ -56,6 +56,17 @@ impl Hashers {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ChatError> {
+        self.run_if(|| Ok(()), f).await
+    }
+
+    /// Like [`Hashers::run`], but asks `ready` first once a hasher is free
+    /// (a throttle decided while waiting: of 200 wrong passwords sent at
+    /// once, only the free tries are hashed).
+    pub async fn run_if<T: Send + 'static>(
+        &self,
+        ready: impl FnOnce() -> Result<(), ChatError>,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ChatError> {
         if self.waiting.fetch_add(1, Ordering::Relaxed) >= HASH_WAITERS {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             return Err(ChatError::Busy);
@@ -63,6 +74,7 @@ impl Hashers {
         let permit = self.running.acquire().await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let _permit = permit.map_err(|_| ChatError::Busy)?;
+        ready()?;
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|e| ChatError::Storage(format!("password check failed: {e}")))

@@ -379,7 +379,10 @@ impl ChatService {
         let pw = password.to_string();
         if !self
             .hashers
-            .run(move || verify_password(&pw, &hash))
+            .run_if(
+                || self.throttle.check(name, peer),
+                move || verify_password(&pw, &hash),
+            )
             .await?
         {
             self.throttle.failed(name, peer);

@@ -307,13 +307,14 @@ async fn accept_loop(
         };
         open.retain(|(_, c)| !c.closed.load(Ordering::Relaxed));
         if open.len() >= cap {
-            let ms = now_ms();
+            // The one heard from longest ago (the first such, so the
+            // oldest of several from the same millisecond).
             match open
                 .iter()
                 .filter(|(_, c)| {
                     !c.validated.load(Ordering::Relaxed) && !c.killed.load(Ordering::Relaxed)
                 })
-                .max_by_key(|(_, c)| c.silent_ms(ms))
+                .min_by_key(|(_, c)| c.heard_ms.load(Ordering::Relaxed))
             {
                 Some((_, c)) => c.kill(),
                 None => {
