@@ -10,6 +10,12 @@ use std::sync::Mutex;
 
 use crate::events::EventLog;
 
+/// Connections the kernel holds for a server before it accepts them: a
+/// burst of connects (a flood, or a server descheduled for a moment on a
+/// busy machine) waits here instead of being dropped and retried a second
+/// later. (The kernel caps it at `net.core.somaxconn`.)
+pub const LISTEN_BACKLOG: u32 = 4096;
+
 /// Binds a server's listening socket; an error names the address, what it
 /// was for (`for gRPC`, or empty) and, when the port is taken, `in_use`:
 /// a hint at what is probably holding it and the flag that picks another.
@@ -18,7 +24,17 @@ pub async fn listen(
     what: &str,
     in_use: &str,
 ) -> Result<tokio::net::TcpListener, CliError> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+    let bind = || -> std::io::Result<tokio::net::TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    bind().map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
             format!(" ({in_use})")
         } else {
