@@ -306,8 +306,13 @@ fn corrupt_pieces_are_fetched_again_from_another_peer_and_the_liar_is_avoided() 
     let mut solo = net.peer("solo", &["--latency-file", &lat]);
     solo.send("download f.bin");
     solo.expect("download f.bin: no peer left", 20);
-    solo.expect("resumes", 5);
+    // No piece was accepted, so no partial file or record is left behind.
+    solo.expect("nothing was fetched, so nothing is kept", 5);
     assert!(net.read("solo", "f.bin").is_none());
+    let partial = net.root.join("solo/.dsys-share/partial");
+    for left in ["f.bin.part", "f.bin.json", "f.bin.lock"] {
+        assert!(!partial.join(left).exists(), "{left} left behind");
+    }
 }
 
 #[test]
@@ -479,6 +484,7 @@ fn names_never_leave_the_directory_and_files_are_not_overwritten_silently() {
                 piece_size: 1 << 20,
                 pieces: vec![vec![0u8; 32].into()],
             }],
+            token: vec![0u8; 16].into(),
         };
         let e = t.announce(bad).await.expect_err("a path accepted");
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
@@ -492,6 +498,7 @@ fn names_never_leave_the_directory_and_files_are_not_overwritten_silently() {
                 piece_size: 1024,
                 pieces: vec![vec![2u8; 32].into(); 5],
             }],
+            token: vec![0u8; 16].into(),
         };
         let e = t
             .announce(lying)
