@@ -225,15 +225,17 @@ struct Peer {
     heartbeat: Duration,
 }
 
+/// The files a scan skipped, with why. (Reasons name files escaped, as
+/// `names::shown` writes them; a name is added when its reason has none.)
 fn print_scan(r: &ScanReport) {
     for (name, why) in &r.skipped {
+        let name = shown(name);
         println!(
-            "  not shared: {}{}",
-            shown(why),
-            if why.starts_with(name.as_str()) {
+            "  not shared: {why}{}",
+            if why.contains(&name) {
                 String::new()
             } else {
-                format!(" ({})", shown(name))
+                format!(" ({name})")
             }
         );
     }
