@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::share::{Net, data, served_at};
@@ -29,9 +31,11 @@ fn runtime() -> Runtime {
 }
 
 /// A peer that proves TOKEN for any port it is reached on (as `fakePORT`),
-/// answers its load, and serves no piece.
-#[derive(Clone)]
-struct Fake;
+/// answers its load, and serves no piece. It counts the tracker's calls.
+#[derive(Clone, Default)]
+struct Fake {
+    proves: Arc<AtomicUsize>,
+}
 
 fn fake_name(port: u16) -> String {
     format!("fake{port}")
@@ -53,6 +57,7 @@ impl pb::peer_server::Peer for Fake {
         &self,
         req: tonic::Request<pb::ProveRequest>,
     ) -> Result<tonic::Response<pb::ProveReply>, tonic::Status> {
+        self.proves.fetch_add(1, Ordering::Relaxed);
         let port = req.local_addr().map_or(0, |a| a.port());
         let name = fake_name(port);
         let p = proof::prove(
@@ -80,6 +85,13 @@ impl pb::peer_server::Peer for Fake {
 /// `n` loopback ports (bound here, so no one else takes them), all served
 /// by one fake peer.
 fn fake_peers(rt: &Runtime, n: usize) -> Vec<u16> {
+    fake_peers_counted(rt, n).0
+}
+
+/// The same, with the count of call backs the fake peer has answered.
+fn fake_peers_counted(rt: &Runtime, n: usize) -> (Vec<u16>, Arc<AtomicUsize>) {
+    let fake = Fake::default();
+    let proves = fake.proves.clone();
     rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<tokio::net::TcpStream>>(64);
         let mut ports = Vec::with_capacity(n);
@@ -99,10 +111,10 @@ fn fake_peers(rt: &Runtime, n: usize) -> Vec<u16> {
         }
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(pb::peer_server::PeerServer::new(Fake))
+                .add_service(pb::peer_server::PeerServer::new(fake))
                 .serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(rx)),
         );
-        ports
+        (ports, proves)
     })
 }
 
@@ -337,7 +349,8 @@ fn announces_for_addresses_not_the_announcers_or_with_deceptive_names_are_refuse
     let net = Net::new("hostile-names");
     let _t = net.tracker();
     let rt = runtime();
-    let port = fake_peers(&rt, 1)[0];
+    let (ports, proves) = fake_peers_counted(&rt, 1);
+    let port = ports[0];
     let me = fake_name(port);
     let here = format!("127.0.0.1:{port}");
     rt.block_on(async {
@@ -375,10 +388,36 @@ fn announces_for_addresses_not_the_announcers_or_with_deceptive_names_are_refuse
             .expect_err("no token");
         assert!(e.message().contains("token"), "{e:?}");
         // The same announce, plain: listed (the refusals were the names').
+        // Refused before any call back: the tracker never called.
+        assert_eq!(proves.load(Ordering::Relaxed), 0);
         let n = announce(&mut t, &me, &here, vec![file("plain.bin")], &TOKEN)
             .await
             .expect("a plain announce from a peer that proves its token");
         assert_eq!(n, 1);
+        assert_eq!(proves.load(Ordering::Relaxed), 1);
+        // A heartbeat from a verified (address, token): no call back.
+        for _ in 0..3 {
+            announce(&mut t, &me, &here, vec![file("plain.bin")], &TOKEN)
+                .await
+                .expect("a heartbeat");
+        }
+        assert_eq!(proves.load(Ordering::Relaxed), 1);
+        // A new token for that address is checked again, and while it
+        // fails the old record stands.
+        let e = announce(&mut t, &me, &here, vec![file("other.bin")], &[7; 16])
+            .await
+            .expect_err("a token the peer there does not know");
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+        assert_eq!(proves.load(Ordering::Relaxed), 2);
+        let found = t
+            .find(pb::FindRequest {
+                name: "plain.bin".into(),
+            })
+            .await
+            .expect("find")
+            .into_inner();
+        assert_eq!(found.holders.len(), 1, "{found:?}");
+        assert_eq!(found.holders[0].addr, here);
     });
     // At the command line, and on disk.
     let (code, _, err) = run(
