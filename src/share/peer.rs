@@ -803,6 +803,8 @@ impl Peer {
                     && let Ok(b) = std::fs::read(e.path())
                     && let Ok(p) = serde_json::from_slice::<super::partial::Partial>(&b)
                 {
+                    // A file name from disk: escaped like any other.
+                    let name = shown(name);
                     println!(
                         "partial download: {name}, {} of {} pieces (`download {name}` resumes)",
                         p.count_done(),
