@@ -9,114 +9,9 @@
 mod common;
 
 use std::io::Write;
-use std::path::PathBuf;
 
+use common::share::{Net, data, served_at};
 use common::{Proc, free_port, run, temp_dir};
-
-fn data(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-struct Net {
-    root: PathBuf,
-    tracker_port: u16,
-}
-
-impl Net {
-    fn new(tag: &str) -> Net {
-        Net {
-            root: temp_dir(tag),
-            tracker_port: free_port(),
-        }
-    }
-
-    fn tracker_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.tracker_port)
-    }
-
-    fn tracker(&self) -> Proc {
-        let addr = self.tracker_addr();
-        let t = Proc::spawn(
-            "tracker",
-            &[
-                "share",
-                "tracker",
-                "--listen",
-                &addr,
-                "--forget-after",
-                "2s",
-            ],
-            &self.root,
-        );
-        t.expect("tracker on", 10);
-        t
-    }
-
-    fn dir(&self, name: &str) -> PathBuf {
-        let d = self.root.join(name);
-        std::fs::create_dir_all(&d).expect("peer dir");
-        d
-    }
-
-    /// A peer named `name` sharing `root/name`, on `port`.
-    fn peer_on(&self, name: &str, port: u16, extra: &[&str]) -> Proc {
-        self.dir(name);
-        let (listen, tracker) = (format!("127.0.0.1:{port}"), self.tracker_addr());
-        let mut args = vec![
-            "share",
-            "peer",
-            name,
-            "--listen",
-            &listen,
-            "--tracker",
-            &tracker,
-            "--heartbeat",
-            "500ms",
-            "--plain",
-        ];
-        args.extend_from_slice(extra);
-        let p = Proc::spawn(name, &args, &self.root);
-        p.expect(&format!("{name}: sharing"), 20);
-        p
-    }
-
-    fn peer(&self, name: &str, extra: &[&str]) -> Proc {
-        let p = self.peer_on(name, free_port(), extra);
-        p.expect("registered with the tracker", 10);
-        p
-    }
-
-    fn put(&self, peer: &str, file: &str, bytes: &[u8]) {
-        std::fs::write(self.dir(peer).join(file), bytes).expect("write file");
-    }
-
-    fn read(&self, peer: &str, file: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.root.join(peer).join(file)).ok()
-    }
-}
-
-/// The address a peer serves on, from its first line
-/// (`NAME: sharing ... on ADDR; tracker ...`).
-fn served_at(p: &Proc) -> String {
-    p.lines()
-        .iter()
-        .find_map(|l| {
-            l.contains(": sharing ")
-                .then(|| l.split(" on ").nth(1))
-                .flatten()
-                .and_then(|r| r.split(';').next())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| panic!("{}: no address in {:?}", p.name, p.lines()))
-}
 
 fn same_file(net: &Net, a: &str, b: &str, file: &str) {
     let (x, y) = (net.read(a, file), net.read(b, file));
@@ -306,8 +201,13 @@ fn corrupt_pieces_are_fetched_again_from_another_peer_and_the_liar_is_avoided() 
     let mut solo = net.peer("solo", &["--latency-file", &lat]);
     solo.send("download f.bin");
     solo.expect("download f.bin: no peer left", 20);
-    solo.expect("resumes", 5);
+    // No piece was accepted, so no partial file or record is left behind.
+    solo.expect("nothing was fetched, so nothing is kept", 5);
     assert!(net.read("solo", "f.bin").is_none());
+    let partial = net.root.join("solo/.dsys-share/partial");
+    for left in ["f.bin.part", "f.bin.json", "f.bin.lock"] {
+        assert!(!partial.join(left).exists(), "{left} left behind");
+    }
 }
 
 #[test]
@@ -479,6 +379,7 @@ fn names_never_leave_the_directory_and_files_are_not_overwritten_silently() {
                 piece_size: 1 << 20,
                 pieces: vec![vec![0u8; 32].into()],
             }],
+            token: vec![0u8; 16].into(),
         };
         let e = t.announce(bad).await.expect_err("a path accepted");
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
@@ -492,6 +393,7 @@ fn names_never_leave_the_directory_and_files_are_not_overwritten_silently() {
                 piece_size: 1024,
                 pieces: vec![vec![2u8; 32].into(); 5],
             }],
+            token: vec![0u8; 16].into(),
         };
         let e = t
             .announce(lying)
@@ -612,4 +514,33 @@ fn a_restarted_peer_keeps_its_address_and_the_tracker_its_entry() {
     assert_eq!(served_at(&p1), first);
     // One entry at the tracker, not a dead one beside a new one.
     assert_eq!(t.count("registered"), 1, "{}", t.lines().join("\n"));
+}
+
+#[test]
+fn a_download_of_a_minute_from_one_slow_source_is_never_cut() {
+    // 200 MiB at 4 MiB/s: about 50 s in one `download`, far past the 10 s
+    // after which connections used to be closed, and near the 60 s idle
+    // limit, which a working connection never hits.
+    let net = Net::new("share-long");
+    let _t = net.tracker();
+    let bytes = data(200 * 1024 * 1024, 12);
+    net.put("p1", "long.bin", &bytes);
+    let _p1 = net.peer("p1", &["--upload-limit", "4MiB"]);
+    let mut p2 = net.peer("p2", &[]);
+    let started = std::time::Instant::now();
+    p2.send("download long.bin");
+    p2.expect("downloading from p1", 20);
+    p2.expect("downloaded long.bin", 120);
+    let took = started.elapsed();
+    assert!(
+        p2.count("failed (") == 0 && p2.count("no peer left") == 0,
+        "{}",
+        p2.lines().join("\n")
+    );
+    // It really was slow: the limit held, so the connection lived ~50 s.
+    assert!(took.as_secs() >= 40, "took only {took:?}");
+    assert!(
+        net.read("p2", "long.bin") == Some(bytes),
+        "long.bin differs"
+    );
 }

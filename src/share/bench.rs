@@ -216,9 +216,11 @@ fn run(a: &BenchArgs, root: &Path) -> Result<(), String> {
     let _t = Proc::spawn(&s(&["share", "tracker", "--listen", &tracker]))?;
     std::thread::sleep(Duration::from_millis(300));
     eprintln!("starting three source peers (each hashes the file once)...");
+    // --follow-hardlinks: the test file is one file under three names, on
+    // purpose (a peer refuses hard links otherwise).
     let _sources: Vec<Proc> = srcs
         .iter()
-        .map(|d| peer(d, &tracker, &[]))
+        .map(|d| peer(d, &tracker, &["--follow-hardlinks"]))
         .collect::<Result<_, _>>()?;
     // The cases take turns, each after a `sync`, so that none inherits
     // another's dirty pages (this machine's writes are its slowest part).

@@ -8,7 +8,7 @@ use super::pb;
 use super::pb::peer_client::PeerClient;
 use super::pb::tracker_client::TrackerClient;
 use super::serve::{CONN_WINDOW, STREAM_WINDOW};
-use super::tracker::MAX_MESSAGE;
+use super::tracker::{MAX_ANNOUNCE, MAX_MESSAGE};
 
 /// How long a call to the tracker, or a peer's load, may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -58,7 +58,7 @@ pub async fn tracker(addr: &str) -> Result<TrackerClient<Channel>, String> {
         .map_err(|_| "no answer".to_string())??;
     Ok(TrackerClient::new(ch)
         .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE))
+        .max_encoding_message_size(MAX_ANNOUNCE))
 }
 
 pub type PeerConn = PeerClient<Channel>;
@@ -72,8 +72,23 @@ pub async fn peer(addr: &str) -> Result<PeerConn, String> {
         .max_encoding_message_size(MAX_MESSAGE))
 }
 
-/// Asks the tracker who has `name`.
-pub async fn find(tracker_addr: &str, name: &str) -> Result<Vec<pb::Holder>, String> {
+/// The largest answer the tracker takes to its call back (a name and a
+/// proof fit in far less); a larger one fails the check.
+const MAX_PROVE_REPLY: usize = 4096;
+
+/// A connection for the tracker's call back to a peer: it takes only a
+/// small answer.
+pub async fn prover(addr: &str) -> Result<PeerConn, String> {
+    let ch = tokio::time::timeout(CALL_TIMEOUT, channel(addr))
+        .await
+        .map_err(|_| "no answer".to_string())??;
+    Ok(PeerClient::new(ch)
+        .max_decoding_message_size(MAX_PROVE_REPLY)
+        .max_encoding_message_size(MAX_PROVE_REPLY))
+}
+
+/// Asks the tracker who has `name` (and how many holders it left out).
+pub async fn find(tracker_addr: &str, name: &str) -> Result<(Vec<pb::Holder>, u32), String> {
     let mut t = tracker(tracker_addr).await?;
     let r = tokio::time::timeout(
         CALL_TIMEOUT,
@@ -83,17 +98,18 @@ pub async fn find(tracker_addr: &str, name: &str) -> Result<Vec<pb::Holder>, Str
     )
     .await
     .map_err(|_| "no answer".to_string())?
-    .map_err(|s| status_text(&s))?;
-    Ok(r.into_inner().holders)
+    .map_err(|s| status_text(&s))?
+    .into_inner();
+    Ok((r.holders, r.left_out))
 }
 
-pub async fn peers(tracker_addr: &str) -> Result<Vec<pb::PeerSummary>, String> {
+pub async fn peers(tracker_addr: &str) -> Result<pb::PeersReply, String> {
     let mut t = tracker(tracker_addr).await?;
     let r = tokio::time::timeout(CALL_TIMEOUT, t.peers(pb::PeersRequest {}))
         .await
         .map_err(|_| "no answer".to_string())?
         .map_err(|s| status_text(&s))?;
-    Ok(r.into_inner().peers)
+    Ok(r.into_inner())
 }
 
 /// A peer's load and the round trip of asking it (over a connection

@@ -12,9 +12,9 @@
 //! download stopped any way (kill -9 too) resumes; the file takes its name
 //! only once it is whole and checked.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -23,11 +23,13 @@ use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Notify;
 
 use super::client;
-use super::files::{Library, Partial, Shared, check_name, mtime_of, partial_paths, write_atomic};
+use super::files::{Library, Shared, mtime_of, write_atomic};
 use super::hash::{self, Hash};
 use super::latency::Latencies;
+use super::names::{check_name, shown};
+use super::partial::{DownloadLock, Partial, check_room, partial_paths};
 use super::pb;
-use super::tracker::check_entry;
+use super::versions::{self, Version};
 
 /// Pieces asked of one source at once (one in flight while the next is
 /// asked for, so the link does not idle between pieces).
@@ -47,6 +49,8 @@ pub struct Ctx {
     pub plain: bool,
     /// Told when the list changed (a download finished): announce now.
     pub announce: Arc<Notify>,
+    /// This run's secret, sent with every announce (`proof`).
+    pub token: super::proof::Token,
 }
 
 /// Lines for the user: above the progress bar while it shows.
@@ -111,10 +115,86 @@ fn mib_s(bytes: u64, d: Duration) -> String {
     )
 }
 
-pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<(), String> {
+/// What `download FILE [--hash PREFIX] [--overwrite]` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Want {
+    pub name: String,
+    /// The version's hash prefix (`--hash`): needed when the name has
+    /// several live versions.
+    pub hash: Option<String>,
+    pub overwrite: bool,
+}
+
+/// Which version to fetch: the one asked for by hash, or the only one, or
+/// the only one with a holder that answers. Never the one with the most
+/// holders: holders are announcements, and announcements are cheap.
+fn choose(
+    name: &str,
+    versions: &[Version],
+    answers: &[Vec<Result<Answer, String>>],
+    prefix: Option<&str>,
+    say: &Say,
+) -> Result<usize, String> {
+    let live = |i: usize| answers[i].iter().any(Result::is_ok);
+    if let Some(p) = prefix {
+        let v = versions::pick(name, versions, p)?;
+        let i = versions
+            .iter()
+            .position(|x| x.hash == v.hash)
+            .ok_or("version")?;
+        if !live(i) {
+            return Err(format!(
+                "none of the peers that have {name} with hash {} answers",
+                hash::short(&v.hash)
+            ));
+        }
+        return Ok(i);
+    }
+    let alive: Vec<usize> = (0..versions.len()).filter(|&i| live(i)).collect();
+    match alive.as_slice() {
+        [] => Err(format!("none of the peers that have {name} answers")),
+        [i] if versions.len() == 1 => Ok(*i),
+        [i] => {
+            say.line(format!(
+                "{name} has {} versions on the network, but only one has a holder that answers ({}): taking it",
+                versions.len(),
+                hash::short(&versions[*i].hash)
+            ));
+            Ok(*i)
+        }
+        _ => {
+            say.line(format!(
+                "{name} has {} versions on the network, {} of them with holders that answer:",
+                versions.len(),
+                alive.len()
+            ));
+            for (v, a) in versions.iter().zip(answers) {
+                say.line(format!("  {}", v.title()));
+                for (h, r) in v.holders.iter().zip(a) {
+                    say.line(format!(
+                        "    {}: {}",
+                        versions::holder_line(h),
+                        match r {
+                            Ok(_) => "answers".to_string(),
+                            Err(e) => format!("does not answer ({e})"),
+                        }
+                    ));
+                }
+            }
+            let example = hash::short(&versions[alive[0]].hash);
+            Err(format!(
+                "none taken: a version is not right because more peers list it. Choose one by its hash: `download {name} --hash PREFIX` (e.g. --hash {example})"
+            ))
+        }
+    }
+}
+
+pub async fn download(ctx: &Ctx, asked: &Want) -> Result<(), String> {
+    let name = asked.name.as_str();
+    let overwrite = asked.overwrite;
     check_name(name)?;
     let say = Say::default();
-    let holders = client::find(&ctx.tracker, name).await.map_err(|e| {
+    let (holders, left_out) = client::find(&ctx.tracker, name).await.map_err(|e| {
         format!(
             "cannot ask the tracker at {} who has {name}: {e}",
             ctx.tracker
@@ -129,29 +209,31 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<(), Stri
             "no other peer has {name} (`find {name}` asks the tracker)"
         ));
     }
-    // The version most holders have.
-    let mut versions: HashMap<Vec<u8>, Vec<&pb::Holder>> = HashMap::new();
-    for h in &holders {
-        if let Some(f) = &h.file {
-            versions.entry(f.hash.to_vec()).or_default().push(h);
-        }
-    }
-    let mut versions: Vec<(Vec<u8>, Vec<&pb::Holder>)> = versions.into_iter().collect();
-    versions.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
-    let Some((_, chosen)) = versions.first() else {
-        return Err(format!("the tracker's answer for {name} lists no file"));
-    };
-    let entry = chosen[0].file.clone().unwrap_or_default();
-    let want = check_entry(&entry).map_err(|e| format!("the tracker's entry is unusable: {e}"))?;
-    if versions.len() > 1 {
+    if left_out > 0 {
         say.line(format!(
-            "{name} has {} different contents on the network; taking the one {} of {} peers have (hash {})",
-            versions.len(),
-            chosen.len(),
-            holders.len(),
-            hash::short(&want)
+            "(the tracker left out {} of {name} to keep its answer small)",
+            super::plural(left_out as usize, "holder")
         ));
     }
+    let (versions, problems) = versions::group(holders);
+    for p in problems {
+        say.line(format!("  {p}"));
+    }
+    if versions.is_empty() {
+        return Err(format!(
+            "the tracker's answer for {name} has no entry that checks"
+        ));
+    }
+    // Who answers, for every version: a version no holder answers for is
+    // not live.
+    let mut answers = Vec::with_capacity(versions.len());
+    for v in &versions {
+        answers.push(probe(&v.holders).await);
+    }
+    let chosen = choose(name, &versions, &answers, asked.hash.as_deref(), &say)?;
+    let version = &versions[chosen];
+    let entry = version.entry.clone();
+    let want = version.hash;
     let expected: Vec<Hash> = entry
         .pieces
         .iter()
@@ -201,11 +283,24 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<(), Stri
         }
     }
 
+    let mut tried: BTreeSet<String> = BTreeSet::new();
+    let pairs: Vec<(&pb::Holder, Result<Answer, String>)> = version
+        .holders
+        .iter()
+        .zip(answers.swap_remove(chosen))
+        .collect();
+    let ranked = rank(ctx, &say, pairs, &mut tried);
+    if ranked.is_empty() {
+        return Err(format!("none of the peers that have {name} answers"));
+    }
+
+    // One download of a name into a directory at a time (this peer, or
+    // another process sharing the directory).
+    let dir = ctx.lib.read().map_err(|_| "library")?.dir.clone();
+    let _lock = DownloadLock::take(&dir, name)?;
+
     // The partial file and its record.
-    let (part, rec_path) = {
-        let lib = ctx.lib.read().map_err(|_| "library")?;
-        partial_paths(&lib.dir, name)
-    };
+    let (part, rec_path) = partial_paths(&dir, name);
     let count = hash::piece_count(entry.size, entry.piece_size);
     let old: Option<Partial> = std::fs::read(&rec_path)
         .ok()
@@ -213,6 +308,11 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<(), Stri
     let resume = old
         .filter(|p| p.hash == want && p.size == entry.size && p.piece_size == entry.piece_size)
         .filter(|_| part.exists());
+    let had_bytes = resume.as_ref().map_or(0, |r| done_bytes(r, &entry, count));
+    // Room for what is left, before anything is written. The file grows as
+    // pieces arrive (no space taken up front for what may never come).
+    let partial_dir = part.parent().map(Path::to_path_buf).unwrap_or(dir.clone());
+    check_room(&partial_dir, name, entry.size - had_bytes.min(entry.size))?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -220,8 +320,10 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<(), Stri
         .truncate(resume.is_none())
         .open(&part)
         .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
-    file.set_len(entry.size)
-        .map_err(|e| format!("cannot make room for {name} in {}: {e}", part.display()))?;
+    if file.metadata().is_ok_and(|m| m.len() > entry.size) {
+        file.set_len(entry.size)
+            .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+    }
     let file = Arc::new(file);
     let mut values = vec![None; count as usize];
     let record = match resume {
@@ -258,19 +360,7 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<(), Stri
         }
     };
     let todo: BTreeSet<u64> = (0..count).filter(|&i| !record.is_done(i)).collect();
-    let done_bytes: u64 = (0..count)
-        .filter(|&i| record.is_done(i))
-        .map(|i| {
-            let (s, e) = hash::piece_range(entry.size, entry.piece_size, i);
-            e - s
-        })
-        .sum();
-
-    let mut tried: BTreeSet<String> = BTreeSet::new();
-    let ranked = rank(ctx, &say, chosen, &mut tried).await;
-    if ranked.is_empty() {
-        return Err(format!("none of the peers that have {name} answers"));
-    }
+    let done_bytes = done_bytes(&record, &entry, count);
 
     let bar = if ctx.plain {
         ProgressBar::hidden()
@@ -288,10 +378,6 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<(), Stri
     };
     bar.set_position(done_bytes);
     bar.reset_eta();
-    let _stopped = Stopped {
-        bar: bar.clone(),
-        name: name.to_string(),
-    };
     let say = Say {
         bar: Some(bar.clone()),
     };
@@ -323,6 +409,10 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<(), Stri
         bar: bar.clone(),
         say: say.clone(),
     });
+    let _stopped = Stopped {
+        job: job.clone(),
+        sched: sched.clone(),
+    };
     let started = Instant::now();
     let mut ranked = ranked;
     loop {
@@ -338,34 +428,36 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<(), Stri
         };
         if let Some(f) = fatal {
             bar.abandon();
-            return Err(format!(
-                "{f}; the pieces done are kept: `download {name}` resumes"
-            ));
+            return Err(format!("{f}; {}", kept(&job, &sched)));
         }
         if left == 0 {
             break;
         }
         // Everyone we used is gone: anyone new with the file?
-        let more: Vec<pb::Holder> = client::find(&ctx.tracker, name).await.unwrap_or_default();
-        let fresh: Vec<&pb::Holder> = more
-            .iter()
+        let (more, _) = client::find(&ctx.tracker, name).await.unwrap_or_default();
+        let fresh: Vec<pb::Holder> = more
+            .into_iter()
             .filter(|h| h.addr != ctx.my_addr && !tried.contains(&h.addr))
             .filter(|h| {
-                h.file
-                    .as_ref()
-                    .is_some_and(|f| f.hash.as_ref() == want.as_slice())
+                h.file.as_ref().is_some_and(|f| {
+                    f.hash.as_ref() == want.as_slice()
+                        && f.size == entry.size
+                        && f.piece_size == entry.piece_size
+                })
             })
             .collect();
         ranked = if fresh.is_empty() {
             Vec::new()
         } else {
-            rank(ctx, &say, &fresh, &mut tried).await
+            let answers = probe(&fresh).await;
+            rank(ctx, &say, fresh.iter().zip(answers).collect(), &mut tried)
         };
         if ranked.is_empty() {
             bar.abandon();
             return Err(format!(
-                "no peer left to fetch the last {left} of {count} pieces of {name} from ({}); the pieces done are kept: `download {name}` resumes",
-                reasons.join("; ")
+                "no peer left to fetch the last {left} of {count} pieces of {name} from ({}); {}",
+                reasons.join("; "),
+                kept(&job, &sched)
             ));
         }
     }
@@ -433,46 +525,75 @@ pub async fn download(ctx: &Ctx, name: &str, overwrite: bool) -> Result<(), Stri
     Ok(())
 }
 
+/// What is kept of a download that stops: its pieces, for a resume; or,
+/// when none was fetched, nothing (the `.part` and the record go).
+fn kept(job: &Job, sched: &Mutex<Sched>) -> String {
+    let done = sched.lock().map_or(1, |s| s.record.count_done());
+    if done > 0 {
+        return format!("the pieces done are kept: `download {}` resumes", job.name);
+    }
+    close_record(job);
+    let _ = std::fs::remove_file(&job.part);
+    "nothing was fetched, so nothing is kept".to_string()
+}
+
 /// A download dropped half way (Ctrl-C): the bar stays as it was, and the
 /// user is told what is kept.
 struct Stopped {
-    bar: ProgressBar,
-    name: String,
+    job: Arc<Job>,
+    sched: Arc<Mutex<Sched>>,
 }
 
 impl Drop for Stopped {
     fn drop(&mut self) {
-        if !self.bar.is_finished() {
-            self.bar.abandon();
+        if !self.job.bar.is_finished() {
+            self.job.bar.abandon();
             println!(
-                "download {} stopped; the pieces done are kept: `download {}` resumes",
-                self.name, self.name
+                "download {} stopped; {}",
+                self.job.name,
+                kept(&self.job, &self.sched)
             );
         }
     }
 }
 
-/// Asks each holder its load and ranks them; prints the choice.
-async fn rank(
-    ctx: &Ctx,
-    say: &Say,
-    holders: &[&pb::Holder],
-    tried: &mut BTreeSet<String>,
-) -> Vec<Candidate> {
+/// A holder that answered: its connection, load and round trip.
+struct Answer {
+    client: client::PeerConn,
+    load: u32,
+    rtt: Duration,
+}
+
+/// Asks each holder its load, all at once.
+async fn probe(holders: &[pb::Holder]) -> Vec<Result<Answer, String>> {
     let asks = holders.iter().map(|h| {
-        let (name, addr) = (h.peer.clone(), h.addr.clone());
+        let addr = h.addr.clone();
         async move {
-            let mut c = client::peer(&addr).await?;
-            let (load, _, rtt) = client::load(&mut c).await?;
-            Ok::<_, String>((name, addr, c, load, rtt))
+            let mut client = client::peer(&addr).await?;
+            let (load, _, rtt) = client::load(&mut client).await?;
+            Ok::<_, String>(Answer { client, load, rtt })
         }
     });
-    let answers = futures_join(asks).await;
+    let mut out = futures_join(asks).await;
+    while out.len() < holders.len() {
+        out.push(Err("the probe stopped".into()));
+    }
+    out
+}
+
+/// Ranks the holders that answered; prints the choice.
+fn rank(
+    ctx: &Ctx,
+    say: &Say,
+    answers: Vec<(&pb::Holder, Result<Answer, String>)>,
+    tried: &mut BTreeSet<String>,
+) -> Vec<Candidate> {
     let mut out = Vec::new();
     let mut lines = vec!["choosing by latency + 10 × load (lower is better):".to_string()];
-    for (h, a) in holders.iter().zip(answers) {
+    for (h, a) in answers {
+        let (name, addr) = (h.peer.clone(), h.addr.clone());
         match a {
-            Ok((name, addr, client, load, rtt)) => {
+            Ok(Answer { client, load, rtt }) => {
                 let (latency_ms, why) = match &ctx.latency {
                     Some(l) => match l.between(
                         &super::latency::aliases(&ctx.me, &ctx.my_addr),
@@ -493,10 +614,11 @@ async fn rank(
                 });
             }
             Err(e) => {
-                tried.insert(h.addr.clone());
+                tried.insert(addr.clone());
                 lines.push(format!(
                     "  {} at {}: does not answer ({e}): skipped",
-                    h.peer, h.addr
+                    shown(&name),
+                    shown(&addr)
                 ));
             }
         }
@@ -506,8 +628,8 @@ async fn rank(
         lines.push(format!(
             "  {} {} at {}: latency {:.1} ms ({}), load {} -> cost {:.1}{}",
             if i < ctx.max_sources { "*" } else { " " },
-            c.name,
-            c.addr,
+            shown(&c.name),
+            shown(&c.addr),
             c.latency_ms,
             c.why,
             c.load,
@@ -521,7 +643,7 @@ async fn rank(
         tried.insert(c.addr.clone());
     }
     if !out.is_empty() {
-        let names: Vec<&str> = out.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<String> = out.iter().map(|c| shown(&c.name)).collect();
         lines.push(format!("downloading from {}", names.join(", ")));
     }
     for l in lines {
@@ -574,7 +696,7 @@ async fn start_sources(
         let ix = {
             let mut s = sched.lock().map_err(|_| "download state")?;
             s.sources.push(Source {
-                name: c.name.clone(),
+                name: shown(&c.name),
                 pieces: 0,
                 out: None,
             });
@@ -713,7 +835,7 @@ async fn worker(
                     Outcome::Failed(e) if s.sources[ix].out.is_none() => {
                         s.sources[ix].out = Some(e.clone());
                         job.say
-                            .line(format!("{source} at {addr} failed ({e}): {to}"));
+                            .line(format!("{source} at {} failed ({e}): {to}", shown(&addr)));
                     }
                     _ => {}
                 }
@@ -771,6 +893,17 @@ async fn fetch(
         return Err(format!("sent {got} of piece {piece}'s {len} bytes"));
     }
     Ok(parts)
+}
+
+/// Bytes of the pieces `rec` calls done.
+fn done_bytes(rec: &Partial, entry: &pb::FileEntry, count: u64) -> u64 {
+    (0..count)
+        .filter(|&i| rec.is_done(i))
+        .map(|i| {
+            let (s, e) = hash::piece_range(entry.size, entry.piece_size, i);
+            e - s
+        })
+        .sum()
 }
 
 /// Removes the record for good: a save still on its way finds the

@@ -1,45 +1,21 @@
-//! A peer's directory: which names are allowed, what is shared (scanned and
-//! hashed, with a cache so a rescan only hashes what changed), and the
-//! partial downloads kept in `DIR/.dsys-share/` (never under a final name).
+//! A peer's directory: what is shared (scanned and hashed, with a cache so
+//! a rescan only hashes what changed), and what is not: names that are not
+//! plain (`names`), links out of DIR, hard links (unless
+//! `--follow-hardlinks`), files too large to announce.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
 use super::hash::{self, Digest, Hash};
+use super::names::shown;
+pub use super::names::{STATE_DIR, check_name};
+use super::tracker::MAX_PIECES_PER_FILE;
 
-/// Where a peer keeps its own state inside DIR; never shared.
-pub const STATE_DIR: &str = ".dsys-share";
 const INDEX: &str = "index.json";
-const MAX_NAME: usize = 255;
-
-/// Is `name` a plain file name inside a directory? Names come from the
-/// network and from commands; anything that could reach outside DIR (or
-/// into the peer's own state) is refused, with the reason.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let why = if name.is_empty() {
-        "an empty name"
-    } else if name.len() > MAX_NAME {
-        "longer than 255 bytes"
-    } else if name == "." || name == ".." {
-        "not a file name"
-    } else if name.contains('/') || name.contains('\\') {
-        "a path, not a plain file name in the directory"
-    } else if name.chars().any(|c| c.is_control()) {
-        "a name with control characters"
-    } else if name == STATE_DIR || name.starts_with(".dsys-share") {
-        "the peer's own state"
-    } else {
-        return Ok(());
-    };
-    Err(format!("{:?} is refused: {why}", truncate(name)))
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(80).collect()
-}
 
 /// One shared file as scanned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +63,10 @@ pub struct Library {
     /// DIR, with links resolved: a shared file must resolve inside it.
     real_dir: PathBuf,
     pub files: BTreeMap<String, Shared>,
+    /// `--follow-hardlinks`: share regular files with more than one name.
+    /// Off by default: a hard link made in DIR to a file outside it looks
+    /// like any file of DIR, and would share what is outside.
+    pub follow_hardlinks: bool,
 }
 
 pub fn mtime_of(m: &std::fs::Metadata) -> u128 {
@@ -121,6 +101,7 @@ impl Library {
             dir: dir.to_path_buf(),
             real_dir,
             files,
+            follow_hardlinks: false,
         })
     }
 
@@ -128,7 +109,8 @@ impl Library {
         self.dir.join(STATE_DIR)
     }
 
-    /// Is DIR/name a regular file that stays inside DIR?
+    /// Is DIR/name a regular file that stays inside DIR (not a link out, not
+    /// a hard link unless `follow_hardlinks`)?
     pub fn inside(&self, name: &str) -> Result<std::fs::Metadata, String> {
         check_name(name)?;
         let path = self.dir.join(name);
@@ -140,13 +122,19 @@ impl Library {
             if !target.starts_with(&self.real_dir) {
                 return Err(format!(
                     "{name}: a link to {} outside the directory",
-                    target.display()
+                    shown(&target.display().to_string())
                 ));
             }
         }
         let meta = std::fs::metadata(&path).map_err(|e| format!("{name}: {e}"))?;
         if !meta.is_file() {
             return Err(format!("{name}: not a regular file"));
+        }
+        if meta.nlink() > 1 && !self.follow_hardlinks {
+            return Err(format!(
+                "{name}: a hard link (one file with {} names, which may be outside the directory); --follow-hardlinks shares such files",
+                meta.nlink()
+            ));
         }
         Ok(meta)
     }
@@ -185,6 +173,16 @@ impl Library {
                 .filter(|s| s.size == meta.len() && s.mtime == mtime);
             let shared = match known {
                 Some(s) => s.clone(),
+                None if too_large(meta.len()) => {
+                    report.skipped.push((
+                        name.clone(),
+                        format!(
+                            "{name}: too large to announce ({} bytes: more than {MAX_PIECES_PER_FILE} pieces)",
+                            meta.len()
+                        ),
+                    ));
+                    continue;
+                }
                 None => {
                     let total = meta.len();
                     let d = hash::digest_file(&self.dir.join(&name), |done| {
@@ -249,6 +247,11 @@ impl Library {
     }
 }
 
+/// Would the file have more pieces than the tracker takes?
+fn too_large(size: u64) -> bool {
+    hash::piece_count(size, hash::piece_size_for(size)) > MAX_PIECES_PER_FILE as u64
+}
+
 /// Writes a file whole or not at all (a temp file, then a rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
@@ -256,58 +259,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// A partial download's record, next to its data in `.dsys-share/partial/`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Partial {
-    #[serde(with = "hex_hash")]
-    pub hash: Hash,
-    pub size: u64,
-    pub piece_size: u64,
-    /// Pieces written and checked, as a string of 0/1 (one per piece).
-    pub done: String,
-    pub updated: u64,
-}
-
-impl Partial {
-    pub fn new(hash: Hash, size: u64, piece_size: u64) -> Partial {
-        let n = hash::piece_count(size, piece_size) as usize;
-        Partial {
-            hash,
-            size,
-            piece_size,
-            done: "0".repeat(n),
-            updated: 0,
-        }
-    }
-    pub fn is_done(&self, i: u64) -> bool {
-        self.done.as_bytes().get(i as usize) == Some(&b'1')
-    }
-    pub fn mark(&mut self, i: u64, done: bool) {
-        let mut b = std::mem::take(&mut self.done).into_bytes();
-        if let Some(x) = b.get_mut(i as usize) {
-            *x = if done { b'1' } else { b'0' };
-        }
-        self.done = String::from_utf8(b).unwrap_or_default();
-        self.updated = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_secs();
-    }
-    pub fn count_done(&self) -> usize {
-        self.done.bytes().filter(|&b| b == b'1').count()
-    }
-}
-
-/// Paths of a partial download of `name`: (data, record).
-pub fn partial_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let base = dir.join(STATE_DIR).join("partial");
-    (
-        base.join(format!("{name}.part")),
-        base.join(format!("{name}.json")),
-    )
-}
-
-mod hex_hash {
+pub(super) mod hex_hash {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
@@ -349,27 +301,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_that_could_leave_the_directory_are_refused() {
-        for bad in [
-            "",
-            ".",
-            "..",
-            "../x",
-            "/etc/passwd",
-            "a/b",
-            "a\\b",
-            "x\ny",
-            ".dsys-share",
-            ".dsys-share-x",
-        ] {
-            assert!(check_name(bad).is_err(), "{bad:?}");
-        }
-        for good in ["a.txt", "big file.bin", "..hidden", "ünï"] {
-            assert!(check_name(good).is_ok(), "{good:?}");
-        }
-    }
-
-    #[test]
     fn scan_hashes_new_files_keeps_unchanged_ones_and_skips_links_out() {
         let dir = std::env::temp_dir().join(format!("dsys-lib-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -396,5 +327,41 @@ mod tests {
         let r = again.scan(|_, _, _| {}).expect("scan");
         assert_eq!(r.removed, vec!["a".to_string()]);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn hard_links_are_not_shared_unless_followed_and_eye_foolers_are_skipped() {
+        let root = std::env::temp_dir().join(format!("dsys-lib-hard-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("shared");
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(root.join("outside.txt"), b"secret").expect("outside");
+        std::fs::hard_link(root.join("outside.txt"), dir.join("in.txt")).expect("hard link");
+        std::fs::write(dir.join("plain.txt"), b"plain").expect("plain");
+        std::fs::write(dir.join("evil\u{202e}txt.exe"), b"x").expect("bidi name");
+        let mut lib = Library::open(&dir).expect("open");
+        let r = lib.scan(|_, _, _| {}).expect("scan");
+        assert_eq!(r.added, vec!["plain.txt".to_string()], "{r:?}");
+        assert!(
+            r.skipped
+                .iter()
+                .any(|(n, why)| n == "in.txt" && why.contains("a hard link (one file with 2 names")),
+            "{r:?}"
+        );
+        let bidi = r
+            .skipped
+            .iter()
+            .find(|(n, _)| n.contains('\u{202e}'))
+            .expect("the bidi name is skipped");
+        assert!(bidi.1.contains("U+202E"), "{bidi:?}");
+        // Serving checks too: a file linked after its scan is refused.
+        std::fs::hard_link(dir.join("plain.txt"), root.join("plain-out.txt")).expect("link");
+        let s = lib.files["plain.txt"].clone();
+        assert!(lib.unchanged(&s).is_err());
+        lib.follow_hardlinks = true;
+        assert!(lib.unchanged(&s).is_ok());
+        let r = lib.scan(|_, _, _| {}).expect("scan");
+        assert_eq!(r.added, vec!["in.txt".to_string()], "{r:?}");
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

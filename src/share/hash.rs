@@ -23,10 +23,14 @@ pub const MIN_PIECE: u64 = 1024;
 /// The largest piece anyone may announce.
 pub const MAX_PIECE: u64 = 16 * 1024 * 1024;
 
-/// The piece size an owner uses for a file of `size` bytes: 1 MiB, or
-/// 4 MiB past 256 MiB (fewer values to announce, less overhead per piece).
+/// The piece size an owner uses for a file of `size` bytes: 1 MiB, 4 MiB
+/// past 256 MiB (fewer values to announce, less overhead per piece), 16 MiB
+/// past 512 GiB (so a file up to 2 TiB stays within the tracker's
+/// `MAX_PIECES_PER_FILE`).
 pub fn piece_size_for(size: u64) -> u64 {
-    if size > 256 * 1024 * 1024 {
+    if size > 512 * 1024 * 1024 * 1024 {
+        16 * 1024 * 1024
+    } else if size > 256 * 1024 * 1024 {
         4 * 1024 * 1024
     } else {
         1024 * 1024

@@ -4,11 +4,15 @@
 //! piece against its BLAKE3 hash, and resumes after any stop.
 //!
 //! * `hash`     — file and piece hashes on BLAKE3's tree.
-//! * `files`    — a peer's directory: safe names, scans, partial downloads.
+//! * `names`    — file and peer names: what is refused, how they are printed.
+//! * `files`    — a peer's directory: scans, what is not shared.
+//! * `partial`  — partial downloads: records, the lock, room on the disk.
 //! * `latency`  — the `--latency-file` table.
-//! * `tracker`  — `dsys share tracker`: state rebuilt from heartbeats.
+//! * `proof`    — a peer's token, and its proof to the tracker's call back.
+//! * `tracker`  — `dsys share tracker`: verified peers, bounded state.
 //! * `serve`    — a peer serving pieces, counting its load.
 //! * `client`   — connections to the tracker and to peers.
+//! * `versions` — the contents a name has on the network, picked by hash.
 //! * `download` — choosing sources, fetching, checking, resuming.
 //! * `peer`     — `dsys share peer DIR` and its commands.
 //! * `bench`    — `dsys bench share`: against a plain TCP copy.
@@ -19,9 +23,13 @@ pub mod download;
 pub mod files;
 pub mod hash;
 pub mod latency;
+pub mod names;
+pub mod partial;
 pub mod peer;
+pub mod proof;
 pub mod serve;
 pub mod tracker;
+pub mod versions;
 
 pub mod pb {
     #![allow(clippy::all, clippy::pedantic)]

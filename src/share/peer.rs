@@ -13,12 +13,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use super::client;
-use super::download::{self, Ctx};
+use super::download::{self, Ctx, Want};
 use super::files::{Library, ScanReport};
 use super::hash;
 use super::latency::Latencies;
+use super::names::{check_name, check_peer_name, shown};
 use super::serve::{self, Serving};
-use super::tracker::DEFAULT_TRACKER;
+use super::tracker::{DEFAULT_TRACKER, MAX_ANNOUNCE};
+use super::versions;
 use super::{pb, plural};
 use crate::cli::{CliError, Outcome, block_on_threads};
 use crate::ui::commands::Commands;
@@ -27,7 +29,7 @@ use crate::ui::input::Stdin;
 #[derive(Args, Debug)]
 #[command(
     after_help = "Commands at the prompt: updatelist, getload PEER, find [FILE], \
-download FILE [--overwrite], files, status, help, exit.\n\n\
+download FILE [--hash PREFIX] [--overwrite], files, status, help, exit.\n\n\
 The peer registers with the tracker on start and re-sends its list every --heartbeat; \
 if the tracker is not up yet it keeps trying. Downloads go to DIR, through \
 DIR/.dsys-share/partial/ (a stopped download resumes); nothing outside DIR is \
@@ -60,6 +62,10 @@ pub struct PeerArgs {
     /// Let downloads replace a different file of the same name
     #[arg(long)]
     pub overwrite: bool,
+    /// Share regular files that have other names too (hard links); off, they
+    /// are not shared, as such a file may be one outside DIR
+    #[arg(long)]
+    pub follow_hardlinks: bool,
     /// Serve at most this many bytes per second in all (e.g. 2MiB, 500K)
     #[arg(long, value_parser = parse_rate, value_name = "RATE")]
     pub upload_limit: Option<u64>,
@@ -118,7 +124,7 @@ enum Cmd {
     UpdateList,
     GetLoad(String),
     Find(Option<String>),
-    Download(String, bool),
+    Download(Want),
     Files,
     Status,
 }
@@ -151,23 +157,64 @@ fn commands() -> Commands<Cmd> {
         )
         .with(
             "download",
-            "FILE [--overwrite]",
-            "fetch FILE from the best peers, checked piece by piece",
-            |r| {
-                let (name, overwrite) = match r.strip_suffix("--overwrite") {
-                    Some(n) => (n.trim_end(), true),
-                    None => (r, false),
-                };
-                if name.is_empty() {
-                    Err("which file? (`find` lists them)".into())
-                } else {
-                    Ok(Cmd::Download(name.to_string(), overwrite))
-                }
-            },
+            "FILE [--hash PREFIX] [--overwrite]",
+            "fetch FILE from the best peers, checked piece by piece; --hash picks one of its versions (`find FILE` shows them)",
+            |r| parse_download(r).map(Cmd::Download),
         )
         .alias(&["get"])
         .simple("files", "the files this peer shares", || Cmd::Files)
         .simple("status", "this peer, its tracker, its load", || Cmd::Status)
+}
+
+/// `FILE [--hash PREFIX] [--overwrite]`, the options before or after the
+/// name, in any order; the name is the rest, inner spaces and all.
+fn parse_download(r: &str) -> Result<Want, String> {
+    const USAGE: &str = "download FILE [--hash PREFIX] [--overwrite]";
+    let mut rest = r.trim();
+    let (mut hash, mut overwrite) = (None, false);
+    loop {
+        let first = rest.split_whitespace().next().unwrap_or("");
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let last = words.last().copied().unwrap_or("");
+        let before_last = words.len().checked_sub(2).map(|i| words[i]);
+        if first == "--overwrite" {
+            overwrite = true;
+            rest = rest["--overwrite".len()..].trim_start();
+        } else if first == "--hash" {
+            let after = rest["--hash".len()..].trim_start();
+            let p = after
+                .split_whitespace()
+                .next()
+                .filter(|p| !p.starts_with("--"));
+            let Some(p) = p else {
+                return Err(format!("--hash needs a hash prefix after it ({USAGE})"));
+            };
+            hash = Some(p.to_string());
+            rest = after[p.len()..].trim_start();
+        } else if last == "--overwrite" && words.len() > 1 {
+            overwrite = true;
+            rest = rest[..rest.len() - last.len()].trim_end();
+        } else if before_last == Some("--hash") && words.len() > 2 {
+            hash = Some(last.to_string());
+            rest = rest[..rest.len() - last.len()].trim_end();
+            rest = rest[..rest.len() - "--hash".len()].trim_end();
+        } else if last == "--hash" {
+            return Err(format!("--hash needs a hash prefix after it ({USAGE})"));
+        } else if first.starts_with("--") || (words.len() > 1 && last.starts_with("--")) {
+            let bad = if first.starts_with("--") { first } else { last };
+            return Err(format!("unknown option {bad} ({USAGE})"));
+        } else {
+            break;
+        }
+    }
+    if rest.is_empty() {
+        return Err(format!("which file? (`find` lists them; {USAGE})"));
+    }
+    Ok(Want {
+        name: rest.to_string(),
+        hash,
+        overwrite,
+    })
 }
 
 struct Peer {
@@ -178,11 +225,14 @@ struct Peer {
     heartbeat: Duration,
 }
 
+/// The files a scan skipped, with why. (Reasons name files escaped, as
+/// `names::shown` writes them; a name is added when its reason has none.)
 fn print_scan(r: &ScanReport) {
     for (name, why) in &r.skipped {
+        let name = shown(name);
         println!(
             "  not shared: {why}{}",
-            if why.starts_with(name.as_str()) {
+            if why.contains(&name) {
                 String::new()
             } else {
                 format!(" ({name})")
@@ -214,9 +264,28 @@ async fn scan(lib: &Arc<RwLock<Library>>) -> Result<ScanReport, String> {
     Ok(report)
 }
 
-async fn announce(ctx: &Ctx) -> Result<u32, String> {
+/// Why an announce did not go through.
+enum NotSent {
+    /// The tracker is not there (or does not answer in time).
+    Down(String),
+    /// The tracker answered, and refused the list (or it was too large to send).
+    Refused(String),
+}
+
+impl std::fmt::Display for NotSent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotSent::Down(e) | NotSent::Refused(e) => f.write_str(e),
+        }
+    }
+}
+
+async fn announce(ctx: &Ctx) -> Result<u32, NotSent> {
     let files: Vec<pb::FileEntry> = {
-        let lib = ctx.lib.read().map_err(|_| "library")?;
+        let lib = ctx
+            .lib
+            .read()
+            .map_err(|_| NotSent::Refused("library".into()))?;
         lib.files
             .values()
             .map(|s| pb::FileEntry {
@@ -232,26 +301,53 @@ async fn announce(ctx: &Ctx) -> Result<u32, String> {
             })
             .collect()
     };
-    let mut t = client::tracker(&ctx.tracker).await?;
-    let r = tokio::time::timeout(
-        client::CALL_TIMEOUT,
-        t.announce(pb::AnnounceRequest {
-            name: ctx.me.clone(),
-            addr: ctx.my_addr.clone(),
-            files,
-        }),
-    )
-    .await
-    .map_err(|_| "no answer".to_string())?
-    .map_err(|s| client::status_text(&s))?;
+    let req = pb::AnnounceRequest {
+        name: ctx.me.clone(),
+        addr: ctx.my_addr.clone(),
+        files,
+        token: bytes::Bytes::copy_from_slice(&ctx.token),
+    };
+    let len = prost::Message::encoded_len(&req);
+    if len > MAX_ANNOUNCE {
+        return Err(NotSent::Refused(format!(
+            "this peer's list is {len} bytes, and the tracker takes {MAX_ANNOUNCE} at most (MAX_ANNOUNCE): share fewer or smaller files"
+        )));
+    }
+    let mut t = client::tracker(&ctx.tracker).await.map_err(NotSent::Down)?;
+    let r = tokio::time::timeout(client::CALL_TIMEOUT, t.announce(req))
+        .await
+        .map_err(|_| NotSent::Down("no answer".to_string()))?
+        .map_err(|s| match s.code() {
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
+                NotSent::Down(client::status_text(&s))
+            }
+            _ => NotSent::Refused(client::status_text(&s)),
+        })?;
     Ok(r.into_inner().peers)
 }
 
 async fn heartbeat(ctx: Ctx, every: Duration, link: Arc<Mutex<TrackerLink>>) {
     let mut was: Option<bool> = None;
+    let mut refused: Option<String> = None;
     loop {
         let r = announce(&ctx).await;
         let t = &ctx.tracker;
+        // A refusal is said once per reason, not every heartbeat.
+        if let Err(NotSent::Refused(e)) = &r {
+            if refused.as_deref() != Some(e.as_str()) {
+                println!(
+                    "the tracker at {t} refuses this peer's list: {e} (trying again every {})",
+                    humantime::format_duration(every)
+                );
+                refused = Some(e.clone());
+            }
+        } else if r.is_ok() && refused.take().is_some() {
+            println!("the tracker at {t} takes this peer's list again");
+        }
+        let r = r.map_err(|e| match e {
+            NotSent::Down(e) => e,
+            NotSent::Refused(e) => format!("refused: {e}"),
+        });
         match (&r, was) {
             (Ok(n), None) => println!(
                 "registered with the tracker at {t} ({} known)",
@@ -261,11 +357,11 @@ async fn heartbeat(ctx: Ctx, every: Duration, link: Arc<Mutex<TrackerLink>>) {
                 "the tracker at {t} answers again: list sent ({} known)",
                 plural(*n as usize, "peer")
             ),
-            (Err(e), None) => println!(
+            (Err(e), None) if refused.is_none() => println!(
                 "the tracker at {t} does not answer ({e}): waiting for it, trying every {}",
                 humantime::format_duration(every)
             ),
-            (Err(e), Some(true)) => println!(
+            (Err(e), Some(true)) if refused.is_none() => println!(
                 "lost the tracker at {t} ({e}): trying every {}",
                 humantime::format_duration(every)
             ),
@@ -290,7 +386,8 @@ async fn heartbeat(ctx: Ctx, every: Duration, link: Arc<Mutex<TrackerLink>>) {
 }
 
 async fn peer(a: PeerArgs) -> Result<(), CliError> {
-    let lib = Library::open(&a.dir).map_err(CliError::Usage)?;
+    let mut lib = Library::open(&a.dir).map_err(CliError::Usage)?;
+    lib.follow_hardlinks = a.follow_hardlinks;
     let name = match &a.name {
         Some(n) => n.clone(),
         None => std::fs::canonicalize(&a.dir)
@@ -298,11 +395,17 @@ async fn peer(a: PeerArgs) -> Result<(), CliError> {
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "peer".into()),
     };
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(CliError::Usage(format!(
-            "--name {name:?}: 1-64 printable characters"
-        )));
-    }
+    check_peer_name(&name).map_err(|e| {
+        CliError::Usage(format!(
+            "{e}{}",
+            if a.name.is_none() {
+                " (it is the directory's name: --name gives another)"
+            } else {
+                ""
+            }
+        ))
+    })?;
+    let token = super::proof::random16().map_err(CliError::Failed)?;
     let latency = match &a.latency_file {
         Some(p) => Some(Arc::new(Latencies::load(p).map_err(CliError::Usage)?)),
         None => None,
@@ -352,7 +455,13 @@ async fn peer(a: PeerArgs) -> Result<(), CliError> {
         a.tracker
     );
     print_scan(&report);
-    let serving = Serving::new(name.clone(), lib.clone(), a.upload_limit, a.corrupt_uploads);
+    let serving = Serving::new(
+        name.clone(),
+        lib.clone(),
+        a.upload_limit,
+        a.corrupt_uploads,
+        (token, my_addr.clone()),
+    );
     if a.corrupt_uploads {
         println!("(--corrupt-uploads: every piece this peer serves has a byte flipped)");
     }
@@ -367,6 +476,7 @@ async fn peer(a: PeerArgs) -> Result<(), CliError> {
         max_sources: usize::from(a.sources),
         plain: a.plain,
         announce: Arc::new(Notify::new()),
+        token,
     };
     let link = Arc::new(Mutex::new(TrackerLink::default()));
     let hb = tokio::spawn(heartbeat(ctx.clone(), a.heartbeat, link.clone()));
@@ -398,9 +508,10 @@ impl Peer {
             Cmd::GetLoad(who) => self.get_load(&who).await,
             Cmd::Find(None) => self.find_all().await,
             Cmd::Find(Some(name)) => self.find(&name).await,
-            Cmd::Download(name, ow) => {
-                if let Err(e) = download::download(&self.ctx, &name, ow || self.overwrite).await {
-                    println!("download {name}: {e}");
+            Cmd::Download(mut want) => {
+                want.overwrite |= self.overwrite;
+                if let Err(e) = download::download(&self.ctx, &want).await {
+                    println!("download {}: {e}", want.name);
                 }
             }
             Cmd::Files => self.files(),
@@ -436,6 +547,11 @@ impl Peer {
             changes.join("; ")
         };
         match announce(&self.ctx).await {
+            Err(NotSent::Refused(e)) => println!(
+                "updatelist: {} scanned ({changes}), but the tracker at {} refuses the list: {e}",
+                plural(count, "file"),
+                self.ctx.tracker
+            ),
             Ok(n) => {
                 if let Ok(mut l) = self.link.lock() {
                     l.last_ok = Some(Instant::now());
@@ -448,7 +564,7 @@ impl Peer {
                     HumanBytes(bytes)
                 )
             }
-            Err(e) => println!(
+            Err(NotSent::Down(e)) => println!(
                 "updatelist: {} scanned ({changes}), but the tracker at {} does not answer ({e}); the next heartbeat sends the list",
                 plural(count, "file"),
                 self.ctx.tracker
@@ -464,20 +580,25 @@ impl Peer {
         if who == self.ctx.me {
             return Ok((who.to_string(), self.ctx.my_addr.clone()));
         }
-        let peers = client::peers(&self.ctx.tracker).await.map_err(|e| {
-            format!(
-                "cannot ask the tracker at {} for {who}'s address: {e}",
-                self.ctx.tracker
-            )
-        })?;
+        let peers = client::peers(&self.ctx.tracker)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot ask the tracker at {} for {}'s address: {e}",
+                    self.ctx.tracker,
+                    shown(who)
+                )
+            })?
+            .peers;
         peers
             .iter()
             .find(|p| p.name == who)
             .map(|p| (p.name.clone(), p.addr.clone()))
             .ok_or_else(|| {
-                let names: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+                let names: Vec<String> = peers.iter().take(50).map(|p| shown(&p.name)).collect();
                 format!(
-                    "the tracker knows no peer {who:?} (it knows: {})",
+                    "the tracker knows no peer \"{}\" (it knows: {})",
+                    shown(who),
                     if names.is_empty() {
                         "none".to_string()
                     } else {
@@ -502,52 +623,92 @@ impl Peer {
         .await;
         match r {
             Ok((load, real, rtt)) => println!(
-                "load of {} at {addr}: {load} (transfers it serves now); round trip {:.2} ms",
-                if real.is_empty() { name } else { real },
+                "load of {} at {}: {load} (transfers it serves now); round trip {:.2} ms",
+                shown(if real.is_empty() { &name } else { &real }),
+                shown(&addr),
                 rtt.as_secs_f64() * 1000.0
             ),
-            Err(e) => println!("getload: {name} at {addr} does not answer ({e})"),
+            Err(e) => println!(
+                "getload: {} at {} does not answer ({e})",
+                shown(&name),
+                shown(&addr)
+            ),
         }
     }
 
     async fn find(&self, name: &str) {
-        if let Err(e) = super::files::check_name(name) {
+        if let Err(e) = check_name(name) {
             println!("find: {e}");
             return;
         }
-        match client::find(&self.ctx.tracker, name).await {
-            Err(e) => println!(
-                "find: the tracker at {} does not answer ({e})",
-                self.ctx.tracker
-            ),
-            Ok(h) if h.is_empty() => println!("find {name}: no peer has it"),
-            Ok(h) => {
+        let (h, left_out) = match client::find(&self.ctx.tracker, name).await {
+            Err(e) => {
                 println!(
-                    "find {name}: {} {} it",
-                    h.len(),
-                    if h.len() == 1 {
-                        "peer has"
-                    } else {
-                        "peers have"
-                    }
+                    "find: the tracker at {} does not answer ({e})",
+                    self.ctx.tracker
                 );
-                for x in h {
-                    let f = x.file.unwrap_or_default();
-                    println!(
-                        "  {} at {}: {} ({} bytes), blake3 {}{}",
-                        x.peer,
-                        x.addr,
-                        HumanBytes(f.size),
-                        f.size,
-                        hash::hex(&f.hash),
-                        if x.addr == self.ctx.my_addr {
-                            "  (this peer)"
-                        } else {
-                            ""
-                        }
-                    );
+                return;
+            }
+            Ok(x) => x,
+        };
+        if h.is_empty() {
+            println!("find {name}: no peer has it");
+            return;
+        }
+        let (versions, problems) = versions::group(h);
+        let holders: usize = versions.iter().map(|v| v.holders.len()).sum();
+        let have = if holders == 1 {
+            "1 peer has it".to_string()
+        } else {
+            format!("{holders} peers have it")
+        };
+        let line = |x: &pb::Holder, v: &versions::Version| {
+            format!(
+                "{} at {}: {} ({} bytes), blake3 {}, seen {:.1} s ago{}",
+                shown(&x.peer),
+                shown(&x.addr),
+                HumanBytes(v.entry.size),
+                v.entry.size,
+                hash::hex(&v.hash),
+                x.last_seen_ms as f64 / 1000.0,
+                if x.addr == self.ctx.my_addr {
+                    "  (this peer)"
+                } else {
+                    ""
+                }
+            )
+        };
+        if versions.len() <= 1 {
+            println!("find {name}: {have}");
+            for v in &versions {
+                for x in &v.holders {
+                    println!("  {}", line(x, v));
                 }
             }
+        } else {
+            println!(
+                "find {name}: {have}, in {} versions (a version is not right because more peers list it: `download {name} --hash PREFIX` takes the one you choose)",
+                versions.len()
+            );
+            for v in &versions {
+                println!(
+                    "  version {}, {}:",
+                    v.title(),
+                    plural(v.holders.len(), "holder")
+                );
+                for x in &v.holders {
+                    println!("    {}", line(x, v));
+                }
+            }
+        }
+        for p in problems {
+            println!("  {p}");
+        }
+        if left_out > 0 {
+            println!(
+                "  (and {} the tracker left out to keep its answer small)",
+                plural(left_out as usize, "holder")
+            );
         }
     }
 
@@ -557,11 +718,12 @@ impl Peer {
                 "find: the tracker at {} does not answer ({e})",
                 self.ctx.tracker
             ),
-            Ok(peers) => {
-                let mut by: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+            Ok(reply) => {
+                let peers = reply.peers;
+                let mut by: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
                 for p in &peers {
                     for f in &p.files {
-                        by.entry(f).or_default().push(&p.name);
+                        by.entry(f).or_default().push(shown(&p.name));
                     }
                 }
                 if by.is_empty() {
@@ -571,7 +733,13 @@ impl Peer {
                     );
                 }
                 for (f, who) in by {
-                    println!("  {f}: {}", who.join(", "));
+                    println!("  {}: {}", shown(f), who.join(", "));
+                }
+                if reply.names_left_out > 0 {
+                    println!(
+                        "  (and {} names the tracker left out to keep its answer small)",
+                        reply.names_left_out
+                    );
                 }
             }
         }
@@ -633,8 +801,10 @@ impl Peer {
                 let n = e.file_name().to_string_lossy().into_owned();
                 if let Some(name) = n.strip_suffix(".json")
                     && let Ok(b) = std::fs::read(e.path())
-                    && let Ok(p) = serde_json::from_slice::<super::files::Partial>(&b)
+                    && let Ok(p) = serde_json::from_slice::<super::partial::Partial>(&b)
                 {
+                    // A file name from disk: escaped like any other.
+                    let name = shown(name);
                     println!(
                         "partial download: {name}, {} of {} pieces (`download {name}` resumes)",
                         p.count_done(),
@@ -664,14 +834,53 @@ mod tests {
         assert!(parse_rate("0").is_err());
     }
 
+    fn want(name: &str, hash: Option<&str>, overwrite: bool) -> Want {
+        Want {
+            name: name.into(),
+            hash: hash.map(String::from),
+            overwrite,
+        }
+    }
+
     #[test]
-    fn download_takes_names_with_spaces_and_overwrite() {
+    fn download_takes_names_with_spaces_a_hash_and_overwrite_in_any_order() {
         let t = commands();
         match t.parse("download big file.bin --overwrite") {
-            crate::ui::commands::Parsed::Run(Cmd::Download(n, true)) => {
-                assert_eq!(n, "big file.bin")
+            crate::ui::commands::Parsed::Run(Cmd::Download(w)) => {
+                assert_eq!(w, want("big file.bin", None, true))
             }
             other => panic!("{other:?}"),
+        }
+        for (line, w) in [
+            ("doc.bin", want("doc.bin", None, false)),
+            ("doc.bin --hash 1a2b", want("doc.bin", Some("1a2b"), false)),
+            ("--hash 1a2b doc.bin", want("doc.bin", Some("1a2b"), false)),
+            (
+                "big  file.bin --hash 1a2b --overwrite",
+                want("big  file.bin", Some("1a2b"), true),
+            ),
+            (
+                "--overwrite big file.bin --hash FF",
+                want("big file.bin", Some("FF"), true),
+            ),
+            (
+                "--hash 1a2b --overwrite big file.bin",
+                want("big file.bin", Some("1a2b"), true),
+            ),
+        ] {
+            assert_eq!(parse_download(line), Ok(w), "{line}");
+        }
+        for (line, why) in [
+            ("doc.bin --hash", "--hash needs a hash prefix"),
+            ("--hash", "--hash needs a hash prefix"),
+            ("--hash --overwrite doc.bin", "--hash needs a hash prefix"),
+            ("doc.bin --force", "unknown option --force"),
+            ("--force doc.bin", "unknown option --force"),
+            ("--overwrite", "which file?"),
+            ("--hash ab", "which file?"),
+        ] {
+            let e = parse_download(line).expect_err(line);
+            assert!(e.contains(why), "{line}: {e}");
         }
         assert!(matches!(
             t.parse("download"),

@@ -13,16 +13,21 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::files::{Library, check_name};
+use super::files::Library;
 use super::hash;
+use super::names::{check_name, shown};
 use super::pb;
 use super::pb::peer_server::{Peer, PeerServer};
+use super::proof::{self, Token};
 use super::tracker::MAX_MESSAGE;
 
 /// Bytes per chunk of a piece's stream.
 pub const CHUNK: usize = 256 * 1024;
 /// Transfers served at once (more wait for a slot).
 const MAX_TRANSFERS: usize = 64;
+/// The largest request a peer decodes (a fetch, a load, a proof: names
+/// and hashes). More: tonic refuses it (`OutOfRange`).
+const MAX_REQUEST: usize = 64 * 1024;
 
 /// Downloads being served: one counts while it has a piece in flight, or
 /// had one within the last second (between two of its pieces).
@@ -104,6 +109,10 @@ pub struct Serving {
     /// The test hook: flip a byte in every piece sent.
     pub corrupt: bool,
     slots: Arc<tokio::sync::Semaphore>,
+    /// What the tracker's call back checks: this run's token, and the
+    /// address as announced.
+    token: Token,
+    addr: String,
 }
 
 impl Serving {
@@ -112,6 +121,7 @@ impl Serving {
         lib: Arc<RwLock<Library>>,
         limit: Option<u64>,
         corrupt: bool,
+        (token, addr): (Token, String),
     ) -> Serving {
         Serving {
             name,
@@ -120,6 +130,8 @@ impl Serving {
             limit: limit.map(|l| Arc::new(Limit::new(l))),
             corrupt,
             slots: Arc::new(tokio::sync::Semaphore::new(MAX_TRANSFERS)),
+            token,
+            addr,
         }
     }
 }
@@ -130,6 +142,30 @@ impl Peer for Serving {
         Ok(Response::new(pb::LoadReply {
             load: self.load.now(),
             name: self.name.clone(),
+        }))
+    }
+
+    async fn prove(
+        &self,
+        req: Request<pb::ProveRequest>,
+    ) -> Result<Response<pb::ProveReply>, Status> {
+        let nonce = req.into_inner().nonce;
+        if !(proof::NONCE..=proof::MAX_NONCE).contains(&nonce.len()) {
+            return Err(Status::invalid_argument(format!(
+                "a nonce is {}-{} bytes, not {}",
+                proof::NONCE,
+                proof::MAX_NONCE,
+                nonce.len()
+            )));
+        }
+        Ok(Response::new(pb::ProveReply {
+            name: self.name.clone(),
+            proof: bytes::Bytes::copy_from_slice(&proof::prove(
+                &self.token,
+                &nonce,
+                &self.name,
+                &self.addr,
+            )),
         }))
     }
 
@@ -145,7 +181,11 @@ impl Peer for Serving {
         let (path, size, piece_size, count) = {
             let lib = self.lib.read().map_err(|_| Status::internal("library"))?;
             let Some(s) = lib.files.get(&r.name) else {
-                return Err(Status::not_found(format!("{me} does not share {}", r.name)));
+                return Err(Status::not_found(format!(
+                    "{} does not share {}",
+                    shown(me),
+                    r.name
+                )));
             };
             if s.hash.as_slice() != r.hash.as_ref() {
                 return Err(Status::not_found(format!(
@@ -245,7 +285,7 @@ pub async fn serve(listener: TcpListener, serving: Serving, stop: watch::Receive
     let incoming = guarded(listener, 256, Policy::server(SERVER_IDLE), stop.clone());
     let mut stop = stop;
     let svc = PeerServer::new(serving)
-        .max_decoding_message_size(MAX_MESSAGE)
+        .max_decoding_message_size(MAX_REQUEST)
         .max_encoding_message_size(MAX_MESSAGE);
     let server = grpc_server()
         .initial_stream_window_size(STREAM_WINDOW)

@@ -8,6 +8,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod share;
 pub mod tmux;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dsys");
