@@ -688,3 +688,62 @@ fn a_hard_link_to_a_file_outside_the_directory_is_shared_only_when_asked() {
     p2.send("find secret.txt");
     p2.expect("find secret.txt: 1 peer has it", 5);
 }
+
+#[test]
+fn many_large_announces_at_once_are_decoded_a_bounded_few_at_a_time() {
+    use dsys::share::tracker::MAX_PIECES_PER_FILE;
+    let net = Net::new("hostile-burst");
+    let t = net.tracker_with("300s");
+    let rt = runtime();
+    let before = rss_kib(t.pid());
+    // 48 connections, each with a 7 MiB announce, all at once (for a dead
+    // address: each is refused once decoded and checked).
+    let a = made_up("a.bin", 1024, MAX_PIECES_PER_FILE, 7);
+    let b = made_up("b.bin", 1024, MAX_PIECES_PER_FILE * 3 / 4, 8);
+    let pid = t.pid();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watch = {
+        let peak = peak.clone();
+        std::thread::spawn(move || {
+            for _ in 0..300 {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let refused = rt.block_on(async {
+        let mut calls = Vec::new();
+        for i in 0..48u16 {
+            let mut c = tracker_client(&net).await;
+            let files = vec![a.clone(), b.clone()];
+            calls.push(tokio::spawn(async move {
+                let port = 1 + i;
+                announce(
+                    &mut c,
+                    &fake_name(port),
+                    &format!("127.0.0.1:{port}"),
+                    files,
+                    &TOKEN,
+                )
+                .await
+            }));
+        }
+        let mut refused = 0;
+        for c in calls {
+            if c.await.expect("the call").is_err() {
+                refused += 1;
+            }
+        }
+        refused
+    });
+    watch.join().expect("watcher");
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "the tracker's VmRSS: {} MiB before, {} MiB at the peak of 48 announces of 7 MiB at once",
+        before / 1024,
+        peak / 1024
+    );
+    assert_eq!(refused, 48, "dead addresses are never listed");
+    // 48 × 7 MiB decoded at once would be over 340 MiB of messages alone.
+    assert!(peak < 240 * 1024, "the tracker reached {} MiB", peak / 1024);
+}

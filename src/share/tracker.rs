@@ -58,6 +58,11 @@ pub const MAX_TRACKED_BYTES: usize = 256 * 1024 * 1024;
 /// Call backs in progress at once. More: `ResourceExhausted`, "the tracker
 /// is checking 16 peers already: try again"; the peer's heartbeat does.
 pub const MAX_VERIFYING: usize = 16;
+/// Calls the tracker serves at once, from everyone; past it a call waits
+/// (its body unread, held back by HTTP/2 flow control). So at most this
+/// many announces are being decoded at once: 8 × [`MAX_ANNOUNCE`] bytes
+/// (twice that while a message is decoded).
+pub const MAX_CALLS_AT_ONCE: usize = 8;
 /// How long a call back may take (connect and answer). Longer: the
 /// announce fails with `FailedPrecondition`, "did not answer within 2 s".
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -618,7 +623,12 @@ pub async fn serve(listener: TcpListener, state: TrackerState, stop: watch::Rece
     let svc = TrackerServer::new(state)
         .max_decoding_message_size(MAX_ANNOUNCE)
         .max_encoding_message_size(MAX_MESSAGE);
-    let server = grpc_server().add_service(svc).serve_with_incoming(incoming);
+    let server = grpc_server()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_CALLS_AT_ONCE,
+        ))
+        .add_service(svc)
+        .serve_with_incoming(incoming);
     tokio::select! {
         r = server => if let Err(e) = r {
             tracing::warn!(error = %e, "tracker server stopped");
