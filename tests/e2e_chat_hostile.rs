@@ -786,10 +786,15 @@ fn password_floods_stay_bounded_and_repeated_failures_wait() {
 
 #[test]
 fn idle_sockets_and_slowloris_cannot_lock_everyone_out() {
+    // This test holds 4,100 sockets: raise its own open-files limit to
+    // what the machine allows (the server raises its own).
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.max(soft), hard);
+    }
     let dir = temp_dir("chat-hostile-idle");
     let s = server(&dir, &[]);
     let started = Instant::now();
-    let _ = started;
     // 4,095 sockets that never say anything, and 2 that send one byte of
     // a frame at a time.
     let mut idle: Vec<TcpStream> = (0..4095)
