@@ -9,47 +9,11 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Proc, free_port, temp_dir};
-
-struct Server {
-    proc: Proc,
-    wire: String,
-    grpc: String,
-}
+use common::chat::Server;
+use common::{Proc, temp_dir};
 
 fn server(dir: &Path, ports: Option<(u16, u16)>) -> Server {
-    let (w, g) = ports.unwrap_or_else(|| (free_port(), free_port()));
-    let (wire, grpc) = (format!("127.0.0.1:{w}"), format!("127.0.0.1:{g}"));
-    let proc = Proc::spawn(
-        "server",
-        &[
-            "chat",
-            "server",
-            "--listen",
-            &wire,
-            "--grpc-listen",
-            &grpc,
-            "--db",
-            "chat.db",
-        ],
-        dir,
-    );
-    proc.expect("chat server: wire protocol on", 20);
-    Server { proc, wire, grpc }
-}
-
-impl Server {
-    fn addr(&self, protocol: &str) -> &str {
-        if protocol == "grpc" {
-            &self.grpc
-        } else {
-            &self.wire
-        }
-    }
-    fn ports(&self) -> (u16, u16) {
-        let p = |a: &str| a.rsplit(':').next().unwrap().parse().unwrap();
-        (p(&self.wire), p(&self.grpc))
-    }
+    common::chat::server(dir, ports, &[])
 }
 
 fn client(s: &Server, protocol: &str, dir: &Path, name: &str) -> Proc {

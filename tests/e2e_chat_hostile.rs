@@ -11,35 +11,13 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Proc, free_port, temp_dir};
+use common::chat::Server;
+use common::temp_dir;
 use dsys::chat::grpc_server::pb;
 use dsys::chat::wire::{self, Request, Response};
 
-struct Server {
-    proc: Proc,
-    wire: String,
-    grpc: String,
-}
-
 fn server(dir: &Path, extra: &[&str]) -> Server {
-    let (wire, grpc) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    );
-    let mut args = vec![
-        "chat",
-        "server",
-        "--listen",
-        &wire,
-        "--grpc-listen",
-        &grpc,
-        "--db",
-        "chat.db",
-    ];
-    args.extend_from_slice(extra);
-    let proc = Proc::spawn("server", &args, dir);
-    proc.expect("chat server: wire protocol on", 20);
-    Server { proc, wire, grpc }
+    common::chat::server(dir, None, extra)
 }
 
 /// A raw wire-protocol connection (blocking), for scripts that do what a

@@ -64,12 +64,17 @@ pub async fn tracker(addr: &str) -> Result<TrackerClient<Channel>, String> {
 pub type PeerConn = PeerClient<Channel>;
 
 pub async fn peer(addr: &str) -> Result<PeerConn, String> {
+    peer_taking(addr, MAX_MESSAGE).await
+}
+
+/// A connection to a peer whose messages are at most `limit` bytes.
+async fn peer_taking(addr: &str, limit: usize) -> Result<PeerConn, String> {
     let ch = tokio::time::timeout(CALL_TIMEOUT, channel(addr))
         .await
         .map_err(|_| "no answer".to_string())??;
     Ok(PeerClient::new(ch)
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit))
 }
 
 /// The largest answer the tracker takes to its call back (a name and a
@@ -79,12 +84,7 @@ const MAX_PROVE_REPLY: usize = 4096;
 /// A connection for the tracker's call back to a peer: it takes only a
 /// small answer.
 pub async fn prover(addr: &str) -> Result<PeerConn, String> {
-    let ch = tokio::time::timeout(CALL_TIMEOUT, channel(addr))
-        .await
-        .map_err(|_| "no answer".to_string())??;
-    Ok(PeerClient::new(ch)
-        .max_decoding_message_size(MAX_PROVE_REPLY)
-        .max_encoding_message_size(MAX_PROVE_REPLY))
+    peer_taking(addr, MAX_PROVE_REPLY).await
 }
 
 /// Asks the tracker who has `name` (and how many holders it left out).
