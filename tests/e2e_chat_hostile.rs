@@ -228,6 +228,10 @@ fn list_patterns_built_to_backtrack_stall_nobody() {
         assert!(code(&r).is_none(), "{r:?}");
     }
     let p = p99(lat.clone());
+    eprintln!(
+        "PING/SEND p99 {p:?} over {} calls during the LIST flood",
+        lat.len()
+    );
     assert!(
         p < Duration::from_millis(50),
         "PING/SEND p99 {p:?} during the LIST flood ({} calls)",
@@ -729,6 +733,10 @@ fn password_floods_stay_bounded_and_repeated_failures_wait() {
     let codes = flood.join().unwrap();
     assert!(peak < 300, "resident memory reached {peak} MiB");
     let p = p99(lat.clone());
+    eprintln!(
+        "SEND p99 {p:?} over {} calls during the flood, peak {peak} MiB",
+        lat.len()
+    );
     assert!(
         p < Duration::from_millis(100),
         "SEND p99 {p:?} during the flood"
@@ -929,6 +937,7 @@ fn a_receiver_that_stops_reading_is_told_delivered_only_for_a_few() {
     }
     // What "delivered" covers is the push buffer and the socket buffers:
     // a few hundred 1 KB messages at most, never thousands.
+    eprintln!("{delivered} of {n} told delivered to a client that never read");
     assert!(delivered > 0, "sleepy was online");
     assert!(
         delivered < 1000,

@@ -4,9 +4,10 @@
 //!
 //! argon2id is slow and memory-hungry on purpose (19 MiB a hash): without a
 //! bound, 200 parallel wrong LOGINs meant 200 hashes at once on the
-//! blocking pool. Hashes run at most one per core but one (one core stays
-//! for everything else), a bounded number wait, and past that a request is
-//! told the server is busy.
+//! blocking pool. Hashes run at most one per core, a bounded number wait,
+//! and past that a request is told the server is busy. (The network tasks
+//! keep their share of the cores from the kernel's scheduler: a hash is
+//! one thread's work, not a busy loop on theirs.)
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -44,7 +45,7 @@ impl Default for Hashers {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Hashers {
-            running: Semaphore::new(cores.saturating_sub(1).max(1)),
+            running: Semaphore::new(cores.max(1)),
             waiting: AtomicUsize::new(0),
         }
     }
