@@ -4,6 +4,7 @@
 //! algorithm's own [`Wire`] impl; the link's hello names the algorithm.
 //!
 //! * `codec`    — the [`Wire`] trait and helpers for node names on the wire.
+//! * `cookie`   — the cluster cookie: finding it, making it, proofs over nonces.
 //! * `link`     — a link's state and reconnect backoff, shared by both transports.
 //! * `grpc`     — the real transport: tonic streams, bounded per-link queues.
 //! * `listener` — accepting connections without spinning or drowning.
@@ -20,6 +21,7 @@
 
 pub mod channel;
 pub mod codec;
+pub mod cookie;
 pub mod grpc;
 pub mod link;
 pub mod listener;
