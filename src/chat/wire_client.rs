@@ -41,13 +41,15 @@ pub async fn connect(
     // A quiet connection pings now and then: the server closes one that
     // sends nothing for its idle timeout. (Its answer has an id no call
     // waits for.)
+    // (It holds the queue weakly: a connection dropped by its owner ends.)
     {
-        let out = out.clone();
+        let out = out.downgrade();
         tokio::spawn(async move {
             let mut ping = Vec::new();
             Request::Ping.encode(KEEPALIVE_ID, &mut ping);
             loop {
                 tokio::time::sleep(super::wire_server::KEEPALIVE).await;
+                let Some(out) = out.upgrade() else { return };
                 if out.send(ping.clone()).await.is_err() {
                     return;
                 }
