@@ -957,3 +957,81 @@ fn a_receiver_that_stops_reading_is_told_delivered_only_for_a_few() {
         }
     );
 }
+
+#[test]
+fn a_cancelled_create_or_delete_never_leaves_a_name_stuck() {
+    let dir = temp_dir("chat-hostile-cancel");
+    let s = server(&dir, &[]);
+    runtime().block_on(async {
+        for round in 0..24u64 {
+            let (mut c, sid, _events) = grpc_session(&s.grpc).await;
+            let name = format!("x{round}");
+            let pw = "pw".to_string();
+            // A create given up after a moment (the client cancels the call).
+            let wait = Duration::from_millis(round * 7 % 120);
+            let create = c.create(pb::Credentials {
+                name: name.clone(),
+                password: pw.clone(),
+            });
+            let _ = tokio::time::timeout(wait, create).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            // The name is either free or a working account: never half made.
+            let made = c
+                .login(pb::LoginRequest {
+                    session: sid,
+                    name: name.clone(),
+                    password: pw.clone(),
+                })
+                .await;
+            if made.is_err() {
+                c.create(pb::Credentials {
+                    name: name.clone(),
+                    password: pw.clone(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: {name} is stuck half created: {e}"));
+                c.login(pb::LoginRequest {
+                    session: sid,
+                    name: name.clone(),
+                    password: pw.clone(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: cannot log in as {name}: {e}"));
+            }
+            // A delete given up after a moment.
+            let delete = c.delete(pb::DeleteRequest {
+                session: sid,
+                password: pw.clone(),
+            });
+            let _ = tokio::time::timeout(wait, delete).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Either still there (and deletable) or gone (and creatable).
+            let (mut d, did, _devents) = grpc_session(&s.grpc).await;
+            let again = d
+                .login(pb::LoginRequest {
+                    session: did,
+                    name: name.clone(),
+                    password: pw.clone(),
+                })
+                .await;
+            match again {
+                Ok(_) => {
+                    d.delete(pb::DeleteRequest {
+                        session: did,
+                        password: pw.clone(),
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("round {round}: {name} cannot be deleted: {e}"));
+                }
+                Err(_) => {
+                    d.create(pb::Credentials {
+                        name: name.clone(),
+                        password: pw.clone(),
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("round {round}: {name} is stuck half deleted: {e}"));
+                }
+            }
+        }
+    });
+}

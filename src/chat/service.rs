@@ -254,6 +254,15 @@ fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
+/// Runs `f` to its end on its own task, whether or not its caller waits.
+async fn finish<T: Send + 'static>(
+    f: impl std::future::Future<Output = Result<T, ChatError>> + Send + 'static,
+) -> Result<T, ChatError> {
+    tokio::spawn(f)
+        .await
+        .map_err(|e| ChatError::Storage(format!("the operation failed: {e}")))?
+}
+
 fn check_password(password: &str) -> Result<(), ChatError> {
     if password.is_empty() || password.len() > MAX_PASSWORD {
         return Err(ChatError::BadPassword);
@@ -324,9 +333,16 @@ impl ChatService {
         }
         let pw = password.to_string();
         let hash = self.hashers.run(move || hash_password(&pw)).await??;
-        let id = self.store.create(name, hash).await?;
-        Arc::make_mut(&mut self.state().accounts).insert(name.to_string(), id);
-        Ok(())
+        // The database and the names must agree even if the caller goes
+        // away half way (a gRPC call cancelled): the rest runs on its own.
+        let this = self.clone();
+        let name = name.to_string();
+        finish(async move {
+            let id = this.store.create(&name, hash).await?;
+            Arc::make_mut(&mut this.state().accounts).insert(name, id);
+            Ok(())
+        })
+        .await
     }
 
     /// Logs `s` in; returns how many messages wait in the queue.
@@ -558,37 +574,45 @@ impl ChatService {
                 me.name
             )));
         }
-        // From here no session of the account can send, deliver or ack.
-        if !self.state().deleting.insert(me.id) {
-            return Err(ChatError::LoggedOut(format!(
-                "the account {:?} is being deleted",
-                me.name
-            )));
-        }
-        let dropped = match self.store.delete(me.id).await {
-            Ok(n) => n,
-            Err(e) => {
-                self.state().deleting.remove(&me.id);
-                return Err(e);
-            }
-        };
-        let others = {
-            let mut st = self.state();
-            st.deleting.remove(&me.id);
-            let accounts = Arc::make_mut(&mut st.accounts);
-            if accounts.get(&me.name) == Some(&me.id) {
-                accounts.remove(&me.name);
-            }
-            st.online.remove(&me.id).unwrap_or_default()
-        };
-        for (conn, push) in others {
-            if conn != s.conn {
-                let _ = push.tx.send(Push::LoggedOut(format!(
-                    "the account {:?} was deleted on another connection",
+        // From here no session of the account can send, deliver or ack;
+        // and the rest runs on its own, so a caller that goes away half way
+        // (a cancelled gRPC call) cannot leave the account half deleted.
+        let this = self.clone();
+        let conn = s.conn;
+        let dropped = finish(async move {
+            if !this.state().deleting.insert(me.id) {
+                return Err(ChatError::LoggedOut(format!(
+                    "the account {:?} is being deleted",
                     me.name
                 )));
             }
-        }
+            let dropped = match this.store.delete(me.id).await {
+                Ok(n) => n,
+                Err(e) => {
+                    this.state().deleting.remove(&me.id);
+                    return Err(e);
+                }
+            };
+            let others = {
+                let mut st = this.state();
+                st.deleting.remove(&me.id);
+                let accounts = Arc::make_mut(&mut st.accounts);
+                if accounts.get(&me.name) == Some(&me.id) {
+                    accounts.remove(&me.name);
+                }
+                st.online.remove(&me.id).unwrap_or_default()
+            };
+            for (c, push) in others {
+                if c != conn {
+                    let _ = push.tx.send(Push::LoggedOut(format!(
+                        "the account {:?} was deleted on another connection",
+                        me.name
+                    )));
+                }
+            }
+            Ok(dropped)
+        })
+        .await?;
         s.account = None;
         Ok(dropped)
     }
