@@ -515,14 +515,15 @@ fn delete_logs_out_every_connection_and_a_new_owner_inherits_nothing() {
     });
     assert!(matches!(r, Response::Sent { .. }));
     // b can do nothing as x: not read, not ack, not send, not log out.
+    // (LOGOUT first: the LOGGED_OUT push already logged b out.)
     for req in [
+        Request::Logout,
         Request::Deliver { max: 10 },
         Request::Ack { ids: vec![1, 2, 3] },
         Request::Send {
             to: "other".into(),
             text: "as x".into(),
         },
-        Request::Logout,
     ] {
         let r = b.call(req.clone());
         assert_eq!(code(&r), Some(15), "{req:?} -> {r:?}");

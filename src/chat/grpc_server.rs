@@ -232,9 +232,9 @@ impl Chat for GrpcChat {
     async fn logout(&self, r: Request<pb::SessionRef>) -> Result<Response<pb::Empty>, Status> {
         let conn = caller(&r);
         let s = self.session(conn.as_ref(), r.into_inner().session)?;
-        if !self.service.logout(&mut *s.lock().await) {
-            return Err(status(ChatError::NotLoggedIn));
-        }
+        self.service
+            .logout_request(&mut *s.lock().await)
+            .map_err(status)?;
         Ok(Response::new(pb::Empty {}))
     }
 

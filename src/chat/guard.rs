@@ -11,16 +11,15 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
 use super::service::ChatError;
 
-/// Password checks that may wait for a hasher; past this a request gets
-/// [`ChatError::Busy`].
+/// Password checks that may wait for a hasher or run; past this a request
+/// gets [`ChatError::Busy`].
 pub const HASH_WAITERS: usize = 256;
 /// Wrong passwords in a row that cost nothing more, per account.
 pub const FREE_FAILURES: u32 = 5;
@@ -37,16 +36,19 @@ pub const MAX_TRACKED: usize = 65_536;
 
 /// Runs password hashes, a bounded number at once.
 pub struct Hashers {
-    running: Semaphore,
-    waiting: AtomicUsize,
+    /// One permit per hash running; it travels with the hash onto the
+    /// blocking pool, so a caller that goes away does not free it early.
+    running: Arc<Semaphore>,
+    /// One permit per check waiting or running; dropped with its future.
+    waiting: Semaphore,
 }
 
 impl Default for Hashers {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Hashers {
-            running: Semaphore::new(cores.max(1)),
-            waiting: AtomicUsize::new(0),
+            running: Arc::new(Semaphore::new(cores.max(1))),
+            waiting: Semaphore::new(HASH_WAITERS),
         }
     }
 }
@@ -68,17 +70,22 @@ impl Hashers {
         ready: impl FnOnce() -> Result<(), ChatError>,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ChatError> {
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= HASH_WAITERS {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(ChatError::Busy);
-        }
-        let permit = self.running.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        let _permit = permit.map_err(|_| ChatError::Busy)?;
-        ready()?;
-        tokio::task::spawn_blocking(f)
+        // Both permits are released by Drop, also when the caller's future
+        // is dropped half way (a cancelled gRPC call).
+        let _waiting = self.waiting.try_acquire().map_err(|_| ChatError::Busy)?;
+        let running = self
+            .running
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|e| ChatError::Storage(format!("password check failed: {e}")))
+            .map_err(|_| ChatError::Busy)?;
+        ready()?;
+        tokio::task::spawn_blocking(move || {
+            let _running = running;
+            f()
+        })
+        .await
+        .map_err(|e| ChatError::Storage(format!("password check failed: {e}")))
     }
 }
 

@@ -93,7 +93,7 @@ pub enum Push {
 /// usable.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChatError {
-    #[error("{0:?} is not a valid account name: 1-32 letters, digits, '_', '-' or '.'")]
+    #[error("{:?} is not a valid account name: 1-32 letters, digits, '_', '-' or '.'", clip(.0))]
     BadName(String),
     #[error("the name {0:?} is taken")]
     NameTaken(String),
@@ -141,6 +141,15 @@ impl ChatError {
             ChatError::Busy => 21,
             ChatError::Storage(_) => 50,
         }
+    }
+}
+
+/// At most 40 characters of `s`, for quoting what a client sent in an
+/// error (an error frame stays far below the frame limit).
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
     }
 }
 
@@ -433,6 +442,14 @@ impl ChatService {
         )))
     }
 
+    /// LOGOUT: logs `s` out; an error if it was not logged in (or its
+    /// account was deleted, which logged it out already).
+    pub fn logout_request(&self, s: &mut Session) -> Result<(), ChatError> {
+        self.me(s)?;
+        self.logout(s);
+        Ok(())
+    }
+
     /// Logs `s` out (nothing if it was not logged in).
     pub fn logout(&self, s: &mut Session) -> bool {
         let Some(login) = s.account.take() else {
@@ -580,7 +597,11 @@ impl ChatService {
         let this = self.clone();
         let conn = s.conn;
         let dropped = finish(async move {
-            if !this.state().deleting.insert(me.id) {
+            let fresh = {
+                let mut st = this.state();
+                st.current(&me) && st.deleting.insert(me.id)
+            };
+            if !fresh {
                 return Err(ChatError::LoggedOut(format!(
                     "the account {:?} is being deleted",
                     me.name

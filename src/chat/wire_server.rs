@@ -141,7 +141,10 @@ async fn connection(conn: Conn, service: ChatService) {
                         .encode(id, &mut out);
                     // Logged in: kept (never closed to make room); logged
                     // out: the clock to log in again starts.
-                    match (session.account().is_some(), login_by.is_some()) {
+                    match (
+                        service.logged_in(&mut session).is_some(),
+                        login_by.is_some(),
+                    ) {
                         (true, true) => {
                             login_by = None;
                             info.validate();
@@ -243,13 +246,7 @@ pub async fn handle(service: &ChatService, s: &mut Session, req: Request) -> Res
             .login(s, &name, &password)
             .await
             .map(|q| Response::LoggedIn { queued: count(q) }),
-        Request::Logout => {
-            if service.logout(s) {
-                Ok(Response::Ok)
-            } else {
-                Err(ChatError::NotLoggedIn)
-            }
-        }
+        Request::Logout => service.logout_request(s).map(|()| Response::Ok),
         Request::List {
             pattern,
             offset,
