@@ -23,6 +23,20 @@ pub fn loopback_config(tag: &str, names: &[String]) -> Result<(PathBuf, PathBuf)
     Ok((dir, file))
 }
 
+/// The cookie the processes of this run share (in `DSYS_COOKIE`, made up
+/// for the run): a benchmark's cluster neither needs nor touches
+/// `~/.dsys-cookie`, and nothing outside the run can join it.
+pub fn run_cookie() -> &'static str {
+    static COOKIE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COOKIE.get_or_init(|| {
+        let (a, b) = (crate::net::cookie::nonce(), crate::net::cookie::nonce());
+        a.iter()
+            .chain(b.iter())
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    })
+}
+
 /// A `dsys` child process; killed when dropped.
 pub struct Proc {
     child: Child,
@@ -32,11 +46,12 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts this very binary with `args`.
+    /// Starts this very binary with `args`, and the cookie of this run.
     pub fn spawn(args: &[String]) -> Result<Proc, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
         let mut child = Command::new(exe)
             .args(args)
+            .env(crate::net::cookie::ENV, run_cookie())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

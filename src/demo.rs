@@ -137,16 +137,22 @@ struct Slot<P: Protocol> {
     stop: watch::Sender<bool>,
 }
 
-/// Real nodes of one cluster, in this process.
+/// Real nodes of one cluster, in this process, sharing a cookie made for
+/// the run (nothing else can join them).
 pub struct Nodes<P: Protocol> {
     cluster: Arc<Cluster>,
+    auth: Arc<crate::net::auth::Auth>,
     slots: Vec<Option<Slot<P>>>,
 }
 
 impl<P: Protocol> Nodes<P> {
     pub fn new(cluster: Arc<Cluster>) -> Self {
         let slots = cluster.ids().map(|_| None).collect();
-        Nodes { cluster, slots }
+        Nodes {
+            cluster,
+            auth: crate::net::auth::Auth::ephemeral(),
+            slots,
+        }
     }
 
     /// Starts `id` (again) with `machine`, its notes going to `output`.
@@ -157,7 +163,15 @@ impl<P: Protocol> Nodes<P> {
         output: Output<P::Note>,
     ) -> Result<(), NetError> {
         let (stop, stop_rx) = watch::channel(false);
-        let running = driver::launch(machine, self.cluster.clone(), id, output, stop_rx).await?;
+        let running = driver::launch(
+            machine,
+            self.cluster.clone(),
+            id,
+            self.auth.clone(),
+            output,
+            stop_rx,
+        )
+        .await?;
         self.slots[id.index()] = Some(Slot { running, stop });
         Ok(())
     }

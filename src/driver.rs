@@ -277,11 +277,13 @@ pub struct Running<P: Protocol> {
 }
 
 /// Binds `me`'s address and runs `machine` there on the gRPC transport
-/// until `shutdown`; fails only if it cannot listen.
+/// (its links proven and checked with `auth`) until `shutdown`; fails only
+/// if it cannot listen.
 pub async fn launch<P: Protocol>(
     machine: P,
     cluster: Arc<Cluster>,
     me: NodeId,
+    auth: Arc<crate::net::auth::Auth>,
     output: Output<P::Note>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Running<P>, NetError>
@@ -292,7 +294,7 @@ where
     // `LAST_WORDS`); dropping `net_stop` (an aborted node) stops it at once.
     let (net_stop, net_stop_rx) = watch::channel(false);
     let (transport, inbox, links) =
-        GrpcTransport::<P::Msg>::bind(cluster.clone(), me, net_stop_rx).await?;
+        GrpcTransport::<P::Msg>::bind(cluster.clone(), me, auth, net_stop_rx).await?;
     Ok(launch_on(
         machine, cluster, me, transport, inbox, links, output, shutdown, net_stop,
     ))

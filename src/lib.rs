@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod certs;
 pub mod chat;
 pub mod check;
 pub mod cli;

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgMatches, Args, Command, FromArgMatches};
+use clap::{ArgMatches, Args, Command, FromArgMatches, Subcommand};
 
 use crate::check::Checker;
 use crate::cli::{CliError, Outcome};
@@ -208,6 +208,12 @@ pub fn command(algorithms: &[&dyn Algorithm]) -> Command {
         }
         root = root.subcommand(g);
     }
+    root = root.subcommand(
+        crate::certs::CertsCmd::augment_subcommands(Command::new("certs"))
+            .about("Make the certificates for --tls: a cluster CA and one per member")
+            .subcommand_required(true)
+            .arg_required_else_help(true),
+    );
     narrow(root)
 }
 
@@ -263,6 +269,12 @@ pub fn dispatch(algorithms: &[&dyn Algorithm], matches: &ArgMatches) -> Outcome 
     let Some((sub, m)) = matches.subcommand() else {
         return Err(CliError::usage("no command given (dsys --help lists them)"));
     };
+    if sub == "certs" {
+        use clap::FromArgMatches as _;
+        let cmd = crate::certs::CertsCmd::from_arg_matches(m)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        return crate::certs::run(cmd);
+    }
     let (group, name, m) = match m.subcommand() {
         Some((name, inner)) if GROUPS.iter().any(|(g, _)| *g == sub) => (sub, name, inner),
         _ => ("", sub, m),

@@ -78,6 +78,8 @@ pub struct NodeArgs {
     /// Seed for this machine's draws (default: random)
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    #[command(flatten)]
+    pub auth: crate::net::auth::AuthArgs,
 }
 
 fn commands() -> Commands<Cmd> {
@@ -139,7 +141,16 @@ pub async fn run(a: NodeArgs) -> Result<(), CliError> {
         duration: a.duration,
     };
     let machine = Machine::new(me, cluster.len(), params, rng);
-    let session = Session::start(cluster.clone(), me, machine, a.events.as_ref(), present).await?;
+    let auth = a.auth.load(&cluster, me)?;
+    let session = Session::start(
+        cluster.clone(),
+        me,
+        auth,
+        machine,
+        a.events.as_ref(),
+        present,
+    )
+    .await?;
     println!(
         "{} listening on {}; {} other machine(s). Type `status` or `quit`.",
         cluster.name(me),

@@ -55,6 +55,8 @@ pub struct NodeArgs {
     pub events: Option<PathBuf>,
     #[command(flatten)]
     pub tuning: Tuning,
+    #[command(flatten)]
+    pub auth: crate::net::auth::AuthArgs,
 }
 
 impl Run for NodeArgs {
@@ -236,7 +238,8 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
         crate::words::all(),
         Rng::from_os_rng(),
     );
-    let session = Session::start(c.clone(), me, machine, a.events.as_ref(), present).await?;
+    let auth = a.auth.load(&c, me)?;
+    let session = Session::start(c.clone(), me, auth, machine, a.events.as_ref(), present).await?;
     let _ = links.set(session.node.links.clone());
     println!("{} listening on {}", c.name(me), c.addr(me));
     for &n in &neighbors {

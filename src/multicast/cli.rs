@@ -53,6 +53,8 @@ pub struct NodeArgs {
     /// Plain line mode even on a terminal (it is automatic when stdin or stdout is not a terminal)
     #[arg(long)]
     pub plain: bool,
+    #[command(flatten)]
+    pub auth: crate::net::auth::AuthArgs,
 }
 
 impl Run for NodeArgs {
@@ -132,7 +134,8 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
         }
     };
     let machine = Multicast::new(me, c.ids(), crate::events::wall_us().max(1));
-    let session = Session::start(c.clone(), me, machine, a.events.as_ref(), present).await?;
+    let auth = a.auth.load(&c, me)?;
+    let session = Session::start(c.clone(), me, auth, machine, a.events.as_ref(), present).await?;
     let (gen_tx, gen_rx) = watch::channel(a.generate);
     tokio::spawn(generate(
         session.node.commands.clone(),

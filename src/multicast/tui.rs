@@ -231,6 +231,7 @@ impl App {
                 LinkState::Up => ("up", Color::Green),
                 LinkState::Down => ("DOWN", Color::Red),
                 LinkState::Unused => ("?", Color::DarkGray),
+                LinkState::Refused(r) => (r.words(), Color::Magenta),
             };
             spans.push(Span::styled(
                 format!("{} {s}  ", self.name(p)),

@@ -53,6 +53,8 @@ pub struct NodeArgs {
     /// Print only entries, exits and problems, not every request and reply
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub auth: crate::net::auth::AuthArgs,
 }
 
 impl Run for NodeArgs {
@@ -154,7 +156,16 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
         timing,
         Rng::from_os_rng(),
     );
-    let session = Session::start(cluster.clone(), me, machine, a.events.as_ref(), present).await?;
+    let auth = a.auth.load(&cluster, me)?;
+    let session = Session::start(
+        cluster.clone(),
+        me,
+        auth,
+        machine,
+        a.events.as_ref(),
+        present,
+    )
+    .await?;
     let _ = links.set(session.node.links.clone());
     println!(
         "{} listening on {}; {} other node(s): {}. Permissions {}. Type `help` for commands.",

@@ -148,12 +148,23 @@ impl Cookie {
 
     /// Makes a new random cookie file at `path` (mode 0600; never
     /// replaces one that exists: if another process made it meanwhile,
-    /// that one is read).
+    /// that one is read). The file is written whole under a temporary name
+    /// and then linked into place, so nodes starting at once never read a
+    /// half-written cookie.
     pub fn create(path: &Path) -> Result<Cookie, CookieError> {
         use std::io::Write;
         let mut bytes = [0u8; NEW_COOKIE_BYTES];
         rand::rngs::StdRng::from_os_rng().fill_bytes(&mut bytes);
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let create_err = |source| CookieError::Create {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tmp = path.with_file_name(format!(
+            "{FILE}.{}.{:x}.tmp",
+            std::process::id(),
+            u64::from_be_bytes(nonce()[..8].try_into().unwrap_or_default())
+        ));
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
@@ -161,21 +172,18 @@ impl Cookie {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        match opts.open(path) {
-            Ok(mut f) => {
-                f.write_all(format!("{hex}\n").as_bytes())
-                    .and_then(|()| f.sync_all())
-                    .map_err(|source| CookieError::Create {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
-                Cookie::from_secret(hex.as_bytes(), Source::Created(path.to_path_buf()))
-            }
+        let written = opts
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(format!("{hex}\n").as_bytes())?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::hard_link(&tmp, path));
+        let _ = std::fs::remove_file(&tmp);
+        match written {
+            Ok(()) => Cookie::from_secret(hex.as_bytes(), Source::Created(path.to_path_buf())),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Cookie::read(path),
-            Err(source) => Err(CookieError::Create {
-                path: path.to_path_buf(),
-                source,
-            }),
+            Err(source) => Err(create_err(source)),
         }
     }
 

@@ -26,6 +26,8 @@ use tonic::transport::{Endpoint, Server};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
+use super::auth::{self, Auth, Challenges, Refusal};
+use super::cookie::{self, NONCE_BYTES, Side};
 use super::link::Backoff;
 use super::listener::{ConnInfo, Policy, guarded};
 use super::pb::node_client::NodeClient;
@@ -37,6 +39,8 @@ use super::{
 use crate::config::{Cluster, NodeId};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A peer that does not answer the challenge in this time is down.
+const CHALLENGE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most messages in one frame.
 const MAX_BATCH: usize = 1024;
 /// Per message in a frame: its length prefix and field tag.
@@ -49,6 +53,7 @@ const CONN_WINDOW: u32 = 4 * 1024 * 1024;
 pub struct GrpcTransport<M: Wire> {
     cluster: Arc<Cluster>,
     me: NodeId,
+    auth: Arc<Auth>,
     links: Vec<Option<Arc<LinkQueue>>>,
     inbox: mpsc::Sender<Inbound<M>>,
     table: Arc<LinkTable>,
@@ -84,11 +89,13 @@ impl QueueState {
 
 impl<M: Wire> GrpcTransport<M> {
     /// Listens on `me`'s address and returns the transport, the stream of
-    /// everything that arrives, and the link table. Stops when `shutdown`
-    /// turns true (or its sender is dropped).
+    /// everything that arrives, and the link table. Links prove and check
+    /// membership with `auth`. Stops when `shutdown` turns true (or its
+    /// sender is dropped).
     pub async fn bind(
         cluster: Arc<Cluster>,
         me: NodeId,
+        auth: Arc<Auth>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<(Self, mpsc::Receiver<Inbound<M>>, Arc<LinkTable>), NetError> {
         let addr = cluster.addr(me);
@@ -109,9 +116,18 @@ impl<M: Wire> GrpcTransport<M> {
         let table = Arc::new(LinkTable::new(cluster.len()));
         let service = LinkService::<M> {
             cluster: cluster.clone(),
+            me,
+            auth: auth.clone(),
+            challenges: Challenges::default(),
             inbox: tx.clone(),
             table: table.clone(),
         };
+        let mut builder = Server::builder();
+        if let Some(tls) = &auth.tls {
+            builder = builder
+                .tls_config(tls.mutual_server())
+                .map_err(|e| NetError::Tls(format!("{}: {e}", tls.dir.display())))?;
+        }
         // Each peer needs one inbound connection (two while it reconnects);
         // the rest is room for tools and strangers, who are evicted first.
         let cap = 4 * cluster.len() + 16;
@@ -121,7 +137,7 @@ impl<M: Wire> GrpcTransport<M> {
         // the port at once (an in-process restart can bind it again) and
         // peers see their streams end, as they would if the process died.
         tokio::spawn(async move {
-            let server = Server::builder()
+            let server = builder
                 .initial_stream_window_size(Some(STREAM_WINDOW))
                 .initial_connection_window_size(Some(CONN_WINDOW))
                 .add_service(NodeServer::new(service).max_decoding_message_size(MAX_FRAME_BYTES))
@@ -138,6 +154,7 @@ impl<M: Wire> GrpcTransport<M> {
             GrpcTransport {
                 cluster,
                 me,
+                auth,
                 links: (0..n).map(|_| None).collect(),
                 inbox: tx,
                 table: table.clone(),
@@ -159,10 +176,9 @@ impl<M: Wire> GrpcTransport<M> {
                 LinkCtx {
                     peer: to,
                     addr: self.cluster.addr(to),
-                    hello: pb::Hello {
-                        from: self.cluster.name(self.me).to_string(),
-                        algorithm: M::ALGORITHM.to_string(),
-                    },
+                    me: self.cluster.name(self.me).to_string(),
+                    name: self.cluster.name(to).to_string(),
+                    auth: self.auth.clone(),
                     inbox: self.inbox.clone(),
                     table: self.table.clone(),
                     shutdown: self.shutdown.clone(),
@@ -231,13 +247,158 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 struct LinkCtx<M> {
     peer: NodeId,
     addr: std::net::SocketAddr,
-    hello: pb::Hello,
+    /// Our name, and the peer's.
+    me: String,
+    name: String,
+    auth: Arc<Auth>,
     inbox: mpsc::Sender<Inbound<M>>,
     table: Arc<LinkTable>,
     shutdown: watch::Receiver<bool>,
 }
 
+/// How a link's opening went wrong.
+enum Opening {
+    /// The peer is not there (or not answering): the link is down.
+    Down(String),
+    /// The peer is there and one side refused the other: said, and down.
+    Refused(Refusal, String),
+}
+
 impl<M> LinkCtx<M> {
+    fn endpoint(&self) -> Result<Endpoint, String> {
+        let scheme = if self.auth.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let mut e = Endpoint::from_shared(format!("{scheme}://{}", self.addr))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .initial_stream_window_size(Some(STREAM_WINDOW))
+            .initial_connection_window_size(Some(CONN_WINDOW));
+        if let Some(tls) = &self.auth.tls {
+            e = e
+                .tls_config(tls.mutual_client(&self.name))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(e)
+    }
+
+    fn hello(&self, listener_nonce: Bytes, proof: Bytes) -> pb::Hello {
+        pb::Hello {
+            from: self.me.clone(),
+            algorithm: String::new(),
+            listener_nonce,
+            proof,
+            incarnation: self.auth.incarnation,
+        }
+    }
+
+    /// The challenge–response on a fresh connection: checks the listener's
+    /// proof and returns our hello (with our proof). Without a cookie
+    /// (`--no-cookie`) the hello carries none.
+    async fn challenge(
+        &self,
+        client: &mut NodeClient<tonic::transport::Channel>,
+        algorithm: &str,
+    ) -> Result<pb::Hello, Opening> {
+        let Some(cookie) = &self.auth.cookie else {
+            return Ok(self.hello(Bytes::new(), Bytes::new()));
+        };
+        let dialer_nonce = cookie::nonce();
+        let asked = client.challenge(pb::ChallengeRequest {
+            from: self.me.clone(),
+            to: self.name.clone(),
+            algorithm: algorithm.to_string(),
+            dialer_nonce: Bytes::copy_from_slice(&dialer_nonce),
+        });
+        let reply = match tokio::time::timeout(CHALLENGE_TIMEOUT, asked).await {
+            Err(_) => return Err(Opening::Down("no answer to the challenge".into())),
+            Ok(Err(status)) => return Err(self.refusal(&status)),
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        let ours = cookie.prove(
+            Side::Dialer,
+            &self.me,
+            &self.name,
+            &dialer_nonce,
+            &reply.listener_nonce,
+        );
+        let hello = self.hello(reply.listener_nonce.clone(), Bytes::copy_from_slice(&ours));
+        let theirs_ok = reply.listener_nonce.len() == NONCE_BYTES
+            && cookie.check(
+                &reply.proof,
+                Side::Listener,
+                &self.me,
+                &self.name,
+                &dialer_nonce,
+                &reply.listener_nonce,
+            );
+        if !theirs_ok {
+            // Our hello alone, so the peer can say it too; nothing else
+            // goes to a node that may not be a member.
+            let mut h = hello;
+            h.algorithm = algorithm.to_string();
+            let once = tokio_stream::iter([pb::Frame {
+                hello: Some(h),
+                messages: Vec::new(),
+            }]);
+            let _ = tokio::time::timeout(CHALLENGE_TIMEOUT, client.link(once)).await;
+            return Err(Opening::Refused(
+                Refusal::Cookie,
+                auth::different_cookie(&self.name, self.addr),
+            ));
+        }
+        Ok(hello)
+    }
+
+    /// A listener's refusal (a status) as an opening that went wrong.
+    fn refusal(&self, status: &Status) -> Opening {
+        match Refusal::of_status(status) {
+            Some(Refusal::Cookie) => Opening::Refused(
+                Refusal::Cookie,
+                auth::different_cookie(&self.name, self.addr),
+            ),
+            Some(Refusal::NoChallenge) => Opening::Refused(
+                Refusal::NoChallenge,
+                format!(
+                    "{} at {} does not answer the cookie challenge (an older dsys, or --no-cookie): not linked",
+                    self.name, self.addr
+                ),
+            ),
+            Some(r) => Opening::Refused(
+                r,
+                format!(
+                    "{} at {} refused the link: {}",
+                    self.name,
+                    self.addr,
+                    status.message()
+                ),
+            ),
+            None => Opening::Down(status.to_string()),
+        }
+    }
+
+    /// Says why the link was refused (once a minute), counts it and marks
+    /// it refused.
+    async fn refused(&self, why: Refusal, line: String) {
+        self.table.count_refused_out();
+        if let Some(l) = self.table.say.line(&format!("out {}", self.name), line) {
+            warn!("{l}");
+        }
+        let old = self.table.set(self.peer, LinkState::Refused(why));
+        if old == LinkState::Up {
+            let _ = self
+                .inbox
+                .send(Inbound::Link {
+                    peer: self.peer,
+                    up: false,
+                })
+                .await;
+        }
+    }
+
     async fn mark(&self, up: bool) {
         let new = if up { LinkState::Up } else { LinkState::Down };
         if self.table.set(self.peer, new) != new {
@@ -310,7 +471,7 @@ impl tokio_stream::Stream for FrameStream {
     }
 }
 
-async fn link_task<M: Send>(ctx: LinkCtx<M>, queue: Arc<LinkQueue>) {
+async fn link_task<M: Wire>(ctx: LinkCtx<M>, queue: Arc<LinkQueue>) {
     let mut shutdown = ctx.shutdown.clone();
     let mut backoff = Backoff::default();
     loop {
@@ -344,51 +505,69 @@ async fn link_task<M: Send>(ctx: LinkCtx<M>, queue: Arc<LinkQueue>) {
             }
             continue;
         }
-        let channel = match Endpoint::from_shared(format!("http://{}", ctx.addr)) {
-            Ok(e) => {
-                e.connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true)
-                    .initial_stream_window_size(Some(STREAM_WINDOW))
-                    .initial_connection_window_size(Some(CONN_WINDOW))
-                    .connect()
-                    .await
-            }
+        let endpoint = match ctx.endpoint() {
+            Ok(e) => e,
             Err(e) => {
                 warn!(peer = %ctx.addr, error = %e, "bad peer address");
                 return;
             }
         };
-        let channel = match channel {
+        let opened = match endpoint.connect().await {
+            Ok(channel) => {
+                let mut client =
+                    NodeClient::new(channel).max_encoding_message_size(MAX_FRAME_BYTES);
+                ctx.challenge(&mut client, M::ALGORITHM)
+                    .await
+                    .map(|hello| (client, hello))
+            }
+            Err(e) => Err(match super::tls::tls_failure(&e) {
+                Some(why) => Opening::Refused(
+                    Refusal::Tls,
+                    format!("{} at {}: TLS refused: {why}", ctx.name, ctx.addr),
+                ),
+                None => Opening::Down(e.to_string()),
+            }),
+        };
+        let (mut client, mut hello) = match opened {
             Ok(c) => c,
-            Err(e) => {
-                debug!(peer = %ctx.addr, error = %e, "connect failed");
+            Err(why) => {
                 if let Ok(mut st) = queue.state.lock() {
                     st.clear();
                 }
-                ctx.mark(false).await;
+                match why {
+                    Opening::Down(e) => {
+                        debug!(peer = %ctx.addr, error = %e, "connect failed");
+                        ctx.mark(false).await;
+                    }
+                    Opening::Refused(r, line) => ctx.refused(r, line).await,
+                }
                 backoff.failed(Instant::now());
                 continue;
             }
         };
+        hello.algorithm = M::ALGORITHM.to_string();
         if let Ok(mut st) = queue.state.lock() {
             st.connected = true;
         }
         let stream = FrameStream {
             queue: queue.clone(),
-            hello: Some(ctx.hello.clone()),
+            hello: Some(hello),
         };
-        let mut client = NodeClient::new(channel).max_encoding_message_size(MAX_FRAME_BYTES);
         let mut call = tokio::spawn(async move { client.link(stream).await });
         ctx.mark(true).await;
         backoff.succeeded();
+        let mut refused = None;
         let why = loop {
             tokio::select! {
                 r = &mut call => {
                     break match r {
-                        Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
-                            warn!(peer = %ctx.addr, reason = status.message(), "peer refused the link");
-                            "refused"
-                        }
+                        Ok(Err(status)) => match ctx.refusal(&status) {
+                            Opening::Refused(r, line) => {
+                                refused = Some((r, line));
+                                "refused"
+                            }
+                            Opening::Down(_) => "call ended",
+                        },
                         _ => "call ended",
                     };
                 }
@@ -411,24 +590,183 @@ async fn link_task<M: Send>(ctx: LinkCtx<M>, queue: Arc<LinkQueue>) {
             st.stream_waker = None;
             st.clear();
         }
-        ctx.mark(false).await;
+        match refused {
+            Some((r, line)) => ctx.refused(r, line).await,
+            None => ctx.mark(false).await,
+        }
         backoff.failed(Instant::now());
     }
 }
 
 struct LinkService<M> {
     cluster: Arc<Cluster>,
+    me: NodeId,
+    auth: Arc<Auth>,
+    challenges: Challenges,
     inbox: mpsc::Sender<Inbound<M>>,
     table: Arc<LinkTable>,
 }
 
+/// What a handler knows of the connection a request came on: our
+/// listener's info, and the peer's certificates under TLS.
+struct Caller {
+    conn: Option<ConnInfo>,
+    certs: Option<Arc<Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>>>,
+}
+
+impl Caller {
+    fn of<T>(request: &Request<T>) -> Caller {
+        use tonic::transport::server::TlsConnectInfo;
+        let ext = request.extensions();
+        match ext.get::<TlsConnectInfo<ConnInfo>>() {
+            Some(t) => Caller {
+                conn: Some(t.get_ref().clone()),
+                certs: t.peer_certs(),
+            },
+            None => Caller {
+                conn: ext.get::<ConnInfo>().cloned(),
+                certs: None,
+            },
+        }
+    }
+
+    fn remote(&self) -> String {
+        self.conn
+            .as_ref()
+            .and_then(|c| c.remote)
+            .map_or_else(|| "an unknown address".to_string(), |a| a.to_string())
+    }
+}
+
+impl<M: Wire> LinkService<M> {
+    fn my_name(&self) -> &str {
+        self.cluster.name(self.me)
+    }
+
+    /// Refuses a link dialed to us: says why (once a minute per claimed
+    /// name), counts it, and gives the status the dialer reads.
+    fn refuse(&self, why: Refusal, claimed: &str, line: String, reply: String) -> Status {
+        self.table.count_refused_in();
+        let key = format!("in {why:?} {claimed}");
+        if let Some(l) = self.table.say.line(&key, line) {
+            warn!("{l}");
+        }
+        why.status(reply)
+    }
+
+    /// The checks the challenge and the hello share: the algorithm, the
+    /// name (in the config, named by the certificate, dialing from its host).
+    fn check_claims(&self, from: &str, algorithm: &str, caller: &Caller) -> Result<NodeId, Status> {
+        let remote = caller.remote();
+        if algorithm != M::ALGORITHM {
+            return Err(self.refuse(
+                Refusal::Config,
+                from,
+                format!(
+                    "{from:?} at {remote} runs {algorithm}, not {}: refused",
+                    M::ALGORITHM
+                ),
+                format!("this node runs {}, not {algorithm}", M::ALGORITHM),
+            ));
+        }
+        let Some(id) = self.cluster.id(from) else {
+            let what = format!(
+                "{from:?} is not in this node's config ({})",
+                self.cluster.source().display()
+            );
+            return Err(self.refuse(
+                Refusal::Config,
+                "?",
+                format!("a link from {remote} claims to be {what}: refused"),
+                what,
+            ));
+        };
+        if self.auth.tls.is_some() {
+            let named = caller
+                .certs
+                .as_ref()
+                .and_then(|c| c.first())
+                .is_some_and(|c| super::tls::names(c, from));
+            if !named {
+                return Err(self.refuse(
+                    Refusal::Tls,
+                    from,
+                    format!(
+                        "a link from {remote} claims to be {from}, but its certificate does not name {from}: refused"
+                    ),
+                    format!("your certificate does not name {from}"),
+                ));
+            }
+        }
+        if let Err(e) = auth::host_fits(
+            &self.cluster,
+            id,
+            caller.conn.as_ref().and_then(|c| c.remote).map(|a| a.ip()),
+        ) {
+            return Err(self.refuse(Refusal::Address, from, format!("{e}: refused"), e));
+        }
+        Ok(id)
+    }
+}
+
 #[tonic::async_trait]
 impl<M: Wire> Node for LinkService<M> {
+    async fn challenge(
+        &self,
+        request: Request<pb::ChallengeRequest>,
+    ) -> Result<Response<pb::ChallengeReply>, Status> {
+        let caller = Caller::of(&request);
+        let r = request.into_inner();
+        let from = self.check_claims(&r.from, &r.algorithm, &caller)?;
+        if r.to != self.my_name() {
+            return Err(self.refuse(
+                Refusal::Config,
+                &r.from,
+                format!(
+                    "{} dialed {} expecting {:?}: its config differs from this one ({})",
+                    r.from,
+                    self.cluster.addr(self.me),
+                    r.to,
+                    self.cluster.source().display()
+                ),
+                format!(
+                    "this is {} ({}), not {:?}: the configs differ",
+                    self.my_name(),
+                    self.cluster.addr(self.me),
+                    r.to
+                ),
+            ));
+        }
+        let Some(cookie) = &self.auth.cookie else {
+            return Err(Status::unimplemented("this node runs with --no-cookie"));
+        };
+        if r.dialer_nonce.len() != NONCE_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "a nonce is {NONCE_BYTES} bytes"
+            )));
+        }
+        let listener_nonce = cookie::nonce();
+        let proof = cookie.prove(
+            Side::Listener,
+            &r.from,
+            self.my_name(),
+            &r.dialer_nonce,
+            &listener_nonce,
+        );
+        let conn = caller.conn.as_ref().map_or(0, |c| c.id);
+        self.challenges
+            .issue(listener_nonce, conn, from, r.dialer_nonce.to_vec());
+        Ok(Response::new(pb::ChallengeReply {
+            listener_nonce: Bytes::copy_from_slice(&listener_nonce),
+            proof: Bytes::copy_from_slice(&proof),
+        }))
+    }
+
     async fn link(
         &self,
         request: Request<Streaming<pb::Frame>>,
     ) -> Result<Response<pb::LinkClosed>, Status> {
-        let conn = request.extensions().get::<ConnInfo>().cloned();
+        let caller = Caller::of(&request);
         let mut stream = request.into_inner();
         let mut first = stream
             .message()
@@ -438,21 +776,40 @@ impl<M: Wire> Node for LinkService<M> {
             .hello
             .take()
             .ok_or_else(|| Status::invalid_argument("the first frame must carry a hello"))?;
-        if hello.algorithm != M::ALGORITHM {
-            return Err(Status::invalid_argument(format!(
-                "this node runs {}, not {}",
-                M::ALGORITHM,
-                hello.algorithm
-            )));
+        let from = self.check_claims(&hello.from, &hello.algorithm, &caller)?;
+        if let Some(cookie) = &self.auth.cookie {
+            let conn = caller.conn.as_ref().map_or(0, |c| c.id);
+            let proven = self
+                .challenges
+                .take(&hello.listener_nonce, conn, from)
+                .is_some_and(|dialer_nonce| {
+                    cookie.check(
+                        &hello.proof,
+                        Side::Dialer,
+                        &hello.from,
+                        self.my_name(),
+                        &dialer_nonce,
+                        &hello.listener_nonce,
+                    )
+                });
+            if !proven {
+                let line = format!(
+                    "{} (dialing from {}) has a different cookie (see --cookie)",
+                    hello.from,
+                    caller.remote()
+                );
+                return Err(self.refuse(
+                    Refusal::Cookie,
+                    &hello.from,
+                    line,
+                    format!("{} has a different cookie (see --cookie)", self.my_name()),
+                ));
+            }
         }
-        let from = self.cluster.id(&hello.from).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "{:?} is not in this node's config ({})",
-                hello.from,
-                self.cluster.source().display()
-            ))
-        })?;
-        if let Some(c) = &conn {
+        if let Some(e) = auth::clock_ahead(&hello.from, hello.incarnation, self.my_name()) {
+            return Err(self.refuse(Refusal::Clock, &hello.from, format!("{e}: refused"), e));
+        }
+        if let Some(c) = &caller.conn {
             c.validate();
         }
         debug!(peer = %hello.from, "inbound link");

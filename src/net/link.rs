@@ -4,11 +4,12 @@
 //! peer has just dialed us, which proves it is back).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::auth::{Refusal, Say};
 use crate::config::NodeId;
 
 pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -21,6 +22,9 @@ pub enum LinkState {
     Unused,
     Up,
     Down,
+    /// The peer is there, but one side refused the other (a different
+    /// cookie, a certificate naming someone else, ...).
+    Refused(Refusal),
 }
 
 impl fmt::Display for LinkState {
@@ -30,6 +34,7 @@ impl fmt::Display for LinkState {
             LinkState::Unused => "not contacted yet",
             LinkState::Up => "up",
             LinkState::Down => "DOWN",
+            LinkState::Refused(r) => return write!(f, "REFUSED ({})", r.words()),
         })
     }
 }
@@ -40,6 +45,11 @@ impl fmt::Display for LinkState {
 pub struct LinkTable {
     state: Vec<AtomicU8>,
     heard_from: Vec<AtomicBool>,
+    /// Links refused: ones we dialed, and ones dialed to us.
+    refused_out: AtomicU64,
+    refused_in: AtomicU64,
+    /// Refusal lines, at most once a minute each.
+    pub say: Say,
 }
 
 impl LinkTable {
@@ -47,6 +57,9 @@ impl LinkTable {
         LinkTable {
             state: (0..n).map(|_| AtomicU8::new(0)).collect(),
             heard_from: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            refused_out: AtomicU64::new(0),
+            refused_in: AtomicU64::new(0),
+            say: Say::default(),
         }
     }
 
@@ -56,6 +69,7 @@ impl LinkTable {
             LinkState::Unused => 0,
             LinkState::Up => 1,
             LinkState::Down => 2,
+            LinkState::Refused(r) => 3 + r.code(),
         };
         decode_state(self.state[peer.index()].swap(v, Ordering::Relaxed))
     }
@@ -71,12 +85,41 @@ impl LinkTable {
     pub fn take_heard_from(&self, peer: NodeId) -> bool {
         self.heard_from[peer.index()].swap(false, Ordering::Relaxed)
     }
+
+    /// A link we dialed was refused (by either side).
+    pub fn count_refused_out(&self) {
+        self.refused_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A link dialed to us was refused.
+    pub fn count_refused_in(&self) {
+        self.refused_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (links we dialed that were refused, links to us we refused).
+    pub fn refused(&self) -> (u64, u64) {
+        (
+            self.refused_out.load(Ordering::Relaxed),
+            self.refused_in.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The line `status` adds when links were refused, else None.
+    pub fn refused_line(&self) -> Option<String> {
+        let (out, inbound) = self.refused();
+        (out + inbound > 0).then(|| {
+            format!(
+                "links refused: {out} of ours (the peer's reason is in the log), {inbound} dialed to us"
+            )
+        })
+    }
 }
 
 fn decode_state(v: u8) -> LinkState {
     match v {
         1 => LinkState::Up,
         2 => LinkState::Down,
+        v @ 3.. => LinkState::Refused(Refusal::from_code(v - 3)),
         _ => LinkState::Unused,
     }
 }

@@ -4,11 +4,13 @@
 //! algorithm's own [`Wire`] impl; the link's hello names the algorithm.
 //!
 //! * `codec`    — the [`Wire`] trait and helpers for node names on the wire.
+//! * `auth`     — who may link: the cookie's challenge, TLS names, a hello's claims.
 //! * `cookie`   — the cluster cookie: finding it, making it, proofs over nonces.
 //! * `link`     — a link's state and reconnect backoff, shared by both transports.
 //! * `grpc`     — the real transport: tonic streams, bounded per-link queues.
 //! * `listener` — accepting connections without spinning or drowning.
 //! * `ports`    — free loopback ports outside the kernel's ephemeral range.
+//! * `tls`      — certificates from a `dsys certs init` folder, as rustls wants them.
 //! * `channel`  — an in-process transport for driver tests (no sockets).
 //!
 //! What every transport promises the driver: messages to a peer arrive in
@@ -19,6 +21,7 @@
 //! `Link { up: true }`. Reliability beyond that (acks, resends) is each
 //! algorithm's business; the simulator models exactly this behaviour.
 
+pub mod auth;
 pub mod channel;
 pub mod codec;
 pub mod cookie;
@@ -26,6 +29,7 @@ pub mod grpc;
 pub mod link;
 pub mod listener;
 pub mod ports;
+pub mod tls;
 
 pub mod pb {
     #![allow(clippy::all, clippy::pedantic)]
@@ -67,6 +71,8 @@ pub enum NetError {
         size: usize,
         max: usize,
     },
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     #[error(
         "{to} is not keeping up ({queued} messages queued): its link is reset, as if it were down"
     )]

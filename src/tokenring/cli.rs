@@ -53,6 +53,8 @@ pub struct NodeArgs {
     /// Do not print a `token N` line for every hop
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub auth: crate::net::auth::AuthArgs,
 }
 
 impl Run for NodeArgs {
@@ -193,7 +195,16 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
         ..Timing::default()
     };
     let machine = TokenRing::new(me, next, cluster.len(), timing, Rng::from_os_rng());
-    let session = Session::start(cluster.clone(), me, machine, a.events.as_ref(), present).await?;
+    let auth = a.auth.load(&cluster, me)?;
+    let session = Session::start(
+        cluster.clone(),
+        me,
+        auth,
+        machine,
+        a.events.as_ref(),
+        present,
+    )
+    .await?;
     let _ = links.set(session.node.links.clone());
     println!(
         "{} listening on {}, next is {}. Type `help` for commands.",

@@ -17,6 +17,7 @@ use super::input::{Input, MAX_LINE, Stdin};
 use crate::cli::{CliError, open_events};
 use crate::config::{Cluster, NodeId};
 use crate::driver::{self, Running};
+use crate::net::auth::Auth;
 use crate::node::Protocol;
 use crate::output::{Output, Present};
 
@@ -112,10 +113,12 @@ pub struct Session<P: Protocol> {
 }
 
 impl<P: Protocol> Session<P> {
-    /// Opens the event log, starts the output thread and the node.
+    /// Opens the event log, starts the output thread and the node (its
+    /// links proven with `auth`).
     pub async fn start(
         cluster: Arc<Cluster>,
         me: NodeId,
+        auth: Arc<Auth>,
         machine: P,
         events: Option<&PathBuf>,
         present: impl Present<P::Note>,
@@ -123,7 +126,7 @@ impl<P: Protocol> Session<P> {
         let events = open_events(events)?;
         let output = Output::start(cluster.clone(), me, events, present);
         let (stop, stop_rx) = watch::channel(false);
-        let node = driver::launch(machine, cluster.clone(), me, output, stop_rx).await?;
+        let node = driver::launch(machine, cluster.clone(), me, auth, output, stop_rx).await?;
         Ok(Session {
             cluster,
             me,

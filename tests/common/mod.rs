@@ -14,6 +14,17 @@ pub mod tmux;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dsys");
 
+/// The cluster cookie every process a test starts gets (in `DSYS_COOKIE`):
+/// tests never read or make the user's `~/.dsys-cookie`. A test that wants
+/// another cookie passes `--cookie FILE`, which comes first.
+pub fn cookie() -> &'static str {
+    static COOKIE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COOKIE.get_or_init(|| {
+        let n = dsys::net::cookie::nonce();
+        n.iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
+
 /// A fresh directory under the target dir (kept for post-mortems).
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
@@ -57,6 +68,7 @@ impl Proc {
         let mut child = Command::new(BIN)
             .args(args)
             .current_dir(cwd)
+            .env(dsys::net::cookie::ENV, cookie())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -178,6 +190,7 @@ pub fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .current_dir(cwd)
+        .env(dsys::net::cookie::ENV, cookie())
         .stdin(Stdio::null())
         .output()
         .expect("run dsys");

@@ -47,7 +47,20 @@ impl Tmux {
     pub fn window(&self, name: &str, dir: &Path, cmd: &str) {
         let target = format!("{}:", self.session);
         let d = dir.display().to_string();
-        self.cmd(&["new-window", "-d", "-t", &target, "-n", name, "-c", &d, cmd]);
+        let env = format!("{}={}", dsys::net::cookie::ENV, super::cookie());
+        self.cmd(&[
+            "new-window",
+            "-d",
+            "-t",
+            &target,
+            "-n",
+            name,
+            "-c",
+            &d,
+            "-e",
+            &env,
+            cmd,
+        ]);
     }
 
     pub fn screen(&self, name: &str) -> String {
