@@ -465,3 +465,97 @@ fn certs_init_gives_three_tls_nodes_of_each_algorithm_their_links() {
         n[0].expect("recv l", 15);
     }
 }
+
+/// `dsys chat server --tls DIR`: a client with `--tls-ca` works over both
+/// protocols; a plain client is refused with a clear error.
+#[test]
+fn a_chat_server_with_tls_serves_tls_clients_and_refuses_plain_ones() {
+    let dir = temp_dir("auth-chat-tls");
+    let tls = certs(&dir, "server");
+    let t = tls.display().to_string();
+    let ca = tls.join("ca.pem").display().to_string();
+    let mut s = common::chat::server(&dir, None, &["--tls", &t]);
+    s.proc.expect("both over TLS", 5);
+    for protocol in ["wire", "grpc"] {
+        let mut c = Proc::spawn(
+            "c",
+            &[
+                "chat",
+                "client",
+                "--plain",
+                "--protocol",
+                protocol,
+                "--server",
+                s.addr(protocol),
+                "--tls-ca",
+                &ca,
+            ],
+            &dir,
+        );
+        c.expect("note: connected to", 20);
+        let name = format!("tls{protocol}");
+        c.send(&format!("/create {name} pw-{protocol}"));
+        c.expect(&format!("ok: created account {name}"), 20);
+        c.send(&format!("/login {name} pw-{protocol}"));
+        c.expect(&format!("logged in as {name}"), 20);
+        c.send(&format!("@{name} to myself"));
+        c.expect("to myself", 20);
+        c.send("/quit");
+        c.wait_exit(10);
+        // The same without --tls-ca: refused, and told why.
+        let (code, out, err) = run(
+            &[
+                "chat",
+                "client",
+                "--plain",
+                "--protocol",
+                protocol,
+                "--server",
+                s.addr(protocol),
+            ],
+            &dir,
+        );
+        let said = format!("{out}{err}");
+        assert!(said.contains("--tls-ca"), "{protocol} ({code}): {said}");
+        assert!(!said.contains("connected to"), "{protocol}: {said}");
+    }
+    s.proc.kill9();
+}
+
+/// `dsys share tracker --tls DIR`: peers with `--tls-ca` register and find
+/// each other's files through it; a peer without it cannot reach it.
+#[test]
+fn a_tracker_with_tls_serves_peers_that_trust_its_ca() {
+    let net = common::share::Net::new("auth-tracker-tls");
+    let tls = certs(&net.root, "tracker");
+    let (t, ca) = (
+        tls.display().to_string(),
+        tls.join("ca.pem").display().to_string(),
+    );
+    let addr = net.tracker_addr();
+    let tracker = Proc::spawn(
+        "tracker",
+        &["share", "tracker", "--listen", &addr, "--tls", &t],
+        &net.root,
+    );
+    tracker.expect("over TLS", 20);
+    net.put("p1", "a.txt", b"hello over tls");
+    let _p1 = net.peer("p1", &["--tls-ca", &ca]);
+    let mut p2 = net.peer("p2", &["--tls-ca", &ca]);
+    p2.send("find a.txt");
+    p2.expect("find a.txt: 1 peer has it", 10);
+    p2.send("download a.txt");
+    p2.expect("downloaded a.txt", 20);
+    assert_eq!(
+        net.read("p2", "a.txt").as_deref(),
+        Some(&b"hello over tls"[..])
+    );
+    let plain = net.peer_on("p3", common::free_port(), &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        plain.count("registered with the tracker"),
+        0,
+        "{:?}",
+        plain.lines()
+    );
+}

@@ -59,7 +59,7 @@ fn me() -> Arc<std::sync::Mutex<String>> {
 }
 
 async fn connect(p: Protocol, addr: &str) -> Result<Conn, String> {
-    Conn::connect(p, addr, me())
+    Conn::connect(p, addr, me(), None)
         .await
         .map(|(c, pushes)| {
             // Pushes are drained (and dropped) as a real client would read them.

@@ -45,6 +45,13 @@ pub struct ServerArgs {
     /// normal: a commit survives kill -9 of the server; full: also a power loss (slower)
     #[arg(long, value_enum, default_value = "normal")]
     pub sync: Sync,
+    /// Both protocols over TLS only, with DIR/NAME.pem and DIR/NAME.key
+    /// (NAME from --tls-name); clients then need --tls-ca DIR/ca.pem
+    #[arg(long, value_name = "DIR")]
+    pub tls: Option<PathBuf>,
+    /// Which certificate in the --tls DIR is this server's
+    #[arg(long, default_value = "server", value_name = "NAME", requires = "tls")]
+    pub tls_name: String,
 }
 
 impl crate::registry::Run for ServerArgs {
@@ -86,6 +93,24 @@ fn raise_open_files() {
 
 async fn server(a: ServerArgs) -> Result<(), CliError> {
     raise_open_files();
+    let tls = a
+        .tls
+        .as_ref()
+        .map(|dir| crate::net::tls::Tls::load(dir, &a.tls_name))
+        .transpose()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let wire_tls = tls
+        .as_ref()
+        .map(|t| t.rustls_server())
+        .transpose()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    for addr in [a.listen, a.grpc_listen] {
+        if tls.is_none() && !addr.ip().is_loopback() {
+            eprintln!(
+                "warning: listening on {addr} without --tls: passwords and messages cross that network in clear"
+            );
+        }
+    }
     let (store, loaded) = Store::open(&a.db, a.sync).map_err(CliError::Usage)?;
     let accounts = loaded.accounts.len();
     let service = ChatService::new(store, loaded.accounts, loaded.max_id);
@@ -95,11 +120,15 @@ async fn server(a: ServerArgs) -> Result<(), CliError> {
     let w = tokio::spawn(super::wire_server::serve(
         wire,
         service.clone(),
+        wire_tls,
         stop.clone(),
     ));
-    let g = tokio::spawn(super::grpc_server::serve(grpc, service, stop));
+    let over = tls.as_ref().map_or(String::new(), |t| {
+        format!(", both over TLS ({})", t.dir.display())
+    });
+    let g = tokio::spawn(super::grpc_server::serve(grpc, service, tls, stop));
     println!(
-        "chat server: wire protocol on {}, gRPC on {}, database {} ({accounts} accounts). Ctrl-C stops it.",
+        "chat server: wire protocol on {}, gRPC on {}{over}, database {} ({accounts} accounts). Ctrl-C stops it.",
         a.listen,
         a.grpc_listen,
         a.db.display()
@@ -136,6 +165,13 @@ pub struct ClientArgs {
     /// Lines instead of the terminal UI: commands on stdin, a result per line on stdout
     #[arg(long)]
     pub plain: bool,
+    /// Connect over TLS, trusting the server's certificate if this CA
+    /// (ca.pem from `dsys certs init`) signed it
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// The name the server's certificate must carry [default: the host of --server]
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    pub tls_name: Option<String>,
 }
 
 impl crate::registry::Run for ClientArgs {
@@ -257,6 +293,8 @@ fn sender(m: &Message) -> String {
 /// The connection and what the client remembers to restore it.
 struct Client {
     protocol: Protocol,
+    /// How to check the server, when it speaks TLS.
+    tls: Option<super::client::ClientTls>,
     addr: String,
     conn: Option<Conn>,
     me: Arc<Mutex<String>>,
@@ -439,7 +477,13 @@ impl Client {
         &mut self,
         pushes: &mut Option<mpsc::Receiver<Pushed>>,
     ) -> Result<Vec<Shown>, Lost> {
-        let (conn, rx) = Conn::connect(self.protocol, &self.addr, self.me.clone()).await?;
+        let (conn, rx) = Conn::connect(
+            self.protocol,
+            &self.addr,
+            self.me.clone(),
+            self.tls.as_ref(),
+        )
+        .await?;
         self.conn = Some(conn);
         *pushes = Some(rx);
         let mut out = vec![Shown::Note(
@@ -610,8 +654,16 @@ async fn client(a: ClientArgs) -> Result<(), CliError> {
         .server
         .clone()
         .unwrap_or_else(|| a.protocol.default_addr().to_string());
+    let tls = a
+        .tls_ca
+        .as_ref()
+        .map(|f| crate::net::tls::TrustCa::load(f))
+        .transpose()
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .map(|ca| super::client::ClientTls::new(ca, &addr, a.tls_name.clone()));
     let mut c = Client {
         protocol: a.protocol,
+        tls,
         addr: addr.clone(),
         conn: None,
         me: Arc::new(Mutex::new(String::new())),

@@ -51,6 +51,29 @@ pub enum Conn {
     Grpc(GrpcConn),
 }
 
+/// How a client checks a TLS server (`--tls-ca FILE`): the CA, and the
+/// name the server's certificate must carry (the host it is dialed by,
+/// unless `--tls-name` says otherwise).
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    pub ca: crate::net::tls::TrustCa,
+    pub name: String,
+}
+
+impl ClientTls {
+    pub fn new(ca: crate::net::tls::TrustCa, addr: &str, name: Option<String>) -> ClientTls {
+        let name = name.unwrap_or_else(|| host_of(addr).to_string());
+        ClientTls { ca, name }
+    }
+}
+
+/// The host part of `host:port` (`[::1]:7070` gives `::1`).
+pub fn host_of(addr: &str) -> &str {
+    let addr = addr.rsplit_once("://").map_or(addr, |(_, a)| a);
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 impl Conn {
     /// Connects to `addr`; pushes arrive on the returned channel, whose
     /// end means the connection is gone.
@@ -58,11 +81,34 @@ impl Conn {
         protocol: Protocol,
         addr: &str,
         me: Arc<Mutex<String>>,
+        tls: Option<&ClientTls>,
     ) -> Result<(Conn, mpsc::Receiver<Pushed>), Lost> {
-        match protocol {
-            Protocol::Wire => super::wire_client::connect(addr, me).await,
-            Protocol::Grpc => super::grpc_client::connect(addr).await,
-        }
+        let r = match protocol {
+            Protocol::Wire => super::wire_client::connect(addr, me, tls).await,
+            Protocol::Grpc => super::grpc_client::connect(addr, tls).await,
+        };
+        // What a mismatch looks like from here, said plainly.
+        r.map_err(|Lost(why)| {
+            let lower = why.to_lowercase();
+            Lost(
+                if tls.is_none()
+                    && (lower.contains("connection reset")
+                        || lower.contains("broken pipe")
+                        || lower.contains("h2 protocol error")
+                        || lower.contains("frame with invalid size"))
+                {
+                    format!("{why} (if the server runs with --tls, connect with --tls-ca FILE)")
+                } else if tls.is_some()
+                    && (lower.contains("corrupt message")
+                        || lower.contains("invalidcontenttype")
+                        || lower.contains("wrong version"))
+                {
+                    format!("{why} (the server does not seem to speak TLS: leave out --tls-ca)")
+                } else {
+                    why
+                },
+            )
+        })
     }
 
     /// One request, its response (errors of the service are responses).

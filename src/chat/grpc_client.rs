@@ -3,7 +3,7 @@
 
 use tokio::sync::mpsc;
 
-use super::client::{Conn, Lost, PUSHES, Pushed};
+use super::client::{ClientTls, Conn, Lost, PUSHES, Pushed};
 use super::grpc_server::pb;
 use super::service::Message;
 use super::wire::{Request, Response, count};
@@ -13,15 +13,33 @@ pub struct GrpcConn {
     session: u64,
 }
 
-pub async fn connect(addr: &str) -> Result<(Conn, mpsc::Receiver<Pushed>), Lost> {
-    let url = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    let mut client = pb::chat_client::ChatClient::connect(url)
-        .await
-        .map_err(|e| Lost(format!("cannot connect to {addr}: {e}")))?;
+pub async fn connect(
+    addr: &str,
+    tls: Option<&ClientTls>,
+) -> Result<(Conn, mpsc::Receiver<Pushed>), Lost> {
+    let bare = addr.rsplit_once("://").map_or(addr, |(_, a)| a);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let cannot = |e: &dyn std::fmt::Display| Lost(format!("cannot connect to {addr}: {e}"));
+    let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{bare}"))
+        .map_err(|e| cannot(&e))?;
+    if let Some(t) = tls {
+        endpoint = endpoint
+            .tls_config(t.ca.grpc(&t.name))
+            .map_err(|e| cannot(&e))?;
+    }
+    let channel = endpoint.connect().await.map_err(|e| {
+        let why = crate::net::tls::tls_failure(&e).unwrap_or_else(|| {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(x) = src {
+                s = format!("{s}: {x}");
+                src = x.source();
+            }
+            s
+        });
+        cannot(&why)
+    })?;
+    let mut client = pb::chat_client::ChatClient::new(channel);
     let mut stream = client
         .open(pb::OpenRequest {})
         .await

@@ -126,7 +126,7 @@ impl Drop for SessionStream {
 
 /// The connection a request came on.
 fn caller<T>(r: &Request<T>) -> Option<ConnInfo> {
-    r.extensions().get::<ConnInfo>().cloned()
+    ConnInfo::of(r.extensions())
 }
 
 impl GrpcChat {
@@ -316,8 +316,21 @@ impl Chat for GrpcChat {
 }
 
 /// Serves the gRPC front-end on `listener` until `stop`.
-pub async fn serve(listener: TcpListener, service: ChatService, stop: watch::Receiver<bool>) {
-    use crate::net::listener::{Policy, SERVER_IDLE, grpc_server, guarded};
+/// Serves gRPC on `listener` (over TLS with `tls` when given) until `stop`.
+pub async fn serve(
+    listener: TcpListener,
+    service: ChatService,
+    tls: Option<crate::net::tls::Tls>,
+    stop: watch::Receiver<bool>,
+) {
+    use crate::net::listener::{Policy, SERVER_IDLE, grpc_server_tls, guarded};
+    let mut server = match grpc_server_tls(tls.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "gRPC server not started");
+            return;
+        }
+    };
     let incoming = guarded(
         listener,
         super::wire_server::MAX_CONNECTIONS,
@@ -325,7 +338,7 @@ pub async fn serve(listener: TcpListener, service: ChatService, stop: watch::Rec
         stop.clone(),
     );
     let mut stop = stop;
-    let server = grpc_server()
+    let server = server
         .add_service(ChatServer::new(GrpcChat::new(service)))
         .serve_with_incoming(incoming);
     tokio::select! {

@@ -53,6 +53,8 @@ pub mod code {
     pub const IDLE: u16 = 7;
     /// Closed to make room for a new connection (it was not logged in).
     pub const EVICTED: u16 = 8;
+    /// The server speaks TLS only (`--tls`) and the client sent plain bytes.
+    pub const TLS_REQUIRED: u16 = 9;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,10 +4,10 @@
 //! batching what is waiting into one write. A bad frame gets an error frame
 //! and the connection is closed; nobody else notices.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio::time::Instant;
@@ -66,7 +66,15 @@ fn full_frame() -> &'static [u8] {
     })
 }
 
-pub async fn serve(listener: TcpListener, service: ChatService, stop: watch::Receiver<bool>) {
+/// Serves the wire protocol on `listener` (over TLS with `tls`'s
+/// certificate when given) until `stop`.
+pub async fn serve(
+    listener: TcpListener,
+    service: ChatService,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    stop: watch::Receiver<bool>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     // Accepted sockets inherit the listener's buffer size.
     if let Err(e) =
         nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER)
@@ -90,11 +98,49 @@ pub async fn serve(listener: TcpListener, service: ChatService, stop: watch::Rec
             _ = crate::net::grpc::stopped(&mut stop) => return,
         };
         let service = service.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let peer = conn.info().remote;
-            connection(conn, service).await;
-            tracing::debug!(?peer, "connection closed");
+            let info = conn.info().clone();
+            match acceptor {
+                None => connection(conn, info.clone(), service).await,
+                Some(acceptor) => {
+                    if let Some(tls) = handshake(conn, &info, acceptor).await {
+                        connection(tls, info.clone(), service).await;
+                    }
+                }
+            }
+            tracing::debug!(peer = ?info.remote, "connection closed");
         });
+    }
+}
+
+/// The TLS handshake of a connection, in its time. A client that speaks
+/// plain frames to a TLS-only server is told so in a plain frame (ERROR 9)
+/// before the connection closes.
+async fn handshake(
+    mut conn: Conn,
+    info: &ConnInfo,
+    acceptor: tokio_rustls::TlsAcceptor,
+) -> Option<tokio_rustls::server::TlsStream<Conn>> {
+    use crate::net::tls::HANDSHAKE_TIMEOUT;
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.peek(&mut first)).await;
+    // A TLS connection opens with a handshake record (type 22).
+    if matches!(peeked, Ok(Ok(1))) && first[0] != 22 {
+        let bye = goodbye(
+            code::TLS_REQUIRED,
+            "this server speaks TLS only: connect with --tls-ca FILE (its CA's ca.pem)".into(),
+        );
+        let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.write_all(&bye)).await;
+        return None;
+    }
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(conn)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::debug!(peer = ?info.remote, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
     }
 }
 
@@ -106,8 +152,10 @@ enum End {
     Say(Vec<u8>),
 }
 
-async fn connection(conn: Conn, service: ChatService) {
-    let info = conn.info().clone();
+async fn connection<S>(conn: S, info: ConnInfo, service: ChatService)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let (mut rd, wr) = tokio::io::split(conn);
     let (mut session, pushes) = service.connect(info.remote.map(|a| a.ip()));
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
@@ -290,8 +338,8 @@ pub async fn handle(service: &ChatService, s: &mut Session, req: Request) -> Res
 
 /// Writes responses and pushes; everything waiting goes out in one write.
 /// A push's room in the push buffer is given back once it is written.
-async fn writer(
-    mut wr: WriteHalf<Conn>,
+async fn writer<S: AsyncWrite>(
+    mut wr: WriteHalf<S>,
     mut out: mpsc::Receiver<Out>,
     mut pushes: mpsc::UnboundedReceiver<Push>,
     info: ConnInfo,

@@ -127,6 +127,14 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
+    /// The connection a request came on, with TLS or without.
+    pub fn of(ext: &tonic::Extensions) -> Option<ConnInfo> {
+        use tonic::transport::server::TlsConnectInfo;
+        ext.get::<TlsConnectInfo<ConnInfo>>()
+            .map(|t| t.get_ref().clone())
+            .or_else(|| ext.get::<ConnInfo>().cloned())
+    }
+
     /// The server trusts this connection (a member's hello, a login): it
     /// is not closed to make room, nor for not being validated in time.
     pub fn validate(&self) {
@@ -155,6 +163,13 @@ impl ConnInfo {
 pub struct Conn {
     inner: TcpStream,
     info: ConnInfo,
+}
+
+impl Conn {
+    /// What the client sent first, without taking it off the stream.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.peek(buf).await
+    }
 }
 
 impl Drop for Conn {
@@ -364,4 +379,21 @@ pub fn grpc_server() -> tonic::transport::Server {
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(SERVER_PING))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+}
+
+/// [`grpc_server`] over TLS with `tls`'s certificate when given (clients
+/// bring none).
+pub fn grpc_server_tls(
+    tls: Option<&super::tls::Tls>,
+) -> Result<tonic::transport::Server, super::tls::TlsError> {
+    let server = grpc_server();
+    match tls {
+        None => Ok(server),
+        Some(t) => server
+            .tls_config(t.server())
+            .map_err(|e| super::tls::TlsError::Bad {
+                path: t.dir.clone(),
+                what: e.to_string(),
+            }),
+    }
 }

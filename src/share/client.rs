@@ -13,14 +13,36 @@ use super::tracker::{MAX_ANNOUNCE, MAX_MESSAGE};
 /// How long a call to the tracker, or a peer's load, may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn channel(addr: &str) -> Result<Channel, String> {
-    let ep = Endpoint::from_shared(format!("http://{addr}"))
+/// How this process checks the tracker, when it speaks TLS (`--tls-ca`):
+/// set once at start-up, before any call to the tracker.
+static TRACKER_TLS: std::sync::OnceLock<tonic::transport::ClientTlsConfig> =
+    std::sync::OnceLock::new();
+
+/// Calls to the tracker go over TLS from now on, trusting `ca` for a
+/// certificate naming `name`.
+pub fn use_tracker_tls(ca: &crate::net::tls::TrustCa, name: &str) {
+    let _ = TRACKER_TLS.set(ca.grpc(name));
+}
+
+async fn channel(
+    addr: &str,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
+) -> Result<Channel, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut ep = Endpoint::from_shared(format!("{scheme}://{addr}"))
         .map_err(|e| format!("{addr:?} is not an address: {e}"))?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONN_WINDOW);
-    ep.connect().await.map_err(|e| reason(&e))
+    if let Some(t) = tls {
+        ep = ep.tls_config(t.clone()).map_err(|e| reason(&e))?;
+    }
+    ep.connect().await.map_err(|e| {
+        crate::net::tls::tls_failure(&e)
+            .map(|t| format!("TLS refused: {t}"))
+            .unwrap_or_else(|| reason(&e))
+    })
 }
 
 /// The innermost cause of a transport error ("Connection refused"), which
@@ -53,7 +75,7 @@ pub fn status_text(s: &tonic::Status) -> String {
 }
 
 pub async fn tracker(addr: &str) -> Result<TrackerClient<Channel>, String> {
-    let ch = tokio::time::timeout(CALL_TIMEOUT, channel(addr))
+    let ch = tokio::time::timeout(CALL_TIMEOUT, channel(addr, TRACKER_TLS.get()))
         .await
         .map_err(|_| "no answer".to_string())??;
     Ok(TrackerClient::new(ch)
@@ -69,7 +91,7 @@ pub async fn peer(addr: &str) -> Result<PeerConn, String> {
 
 /// A connection to a peer whose messages are at most `limit` bytes.
 async fn peer_taking(addr: &str, limit: usize) -> Result<PeerConn, String> {
-    let ch = tokio::time::timeout(CALL_TIMEOUT, channel(addr))
+    let ch = tokio::time::timeout(CALL_TIMEOUT, channel(addr, None))
         .await
         .map_err(|_| "no answer".to_string())??;
     Ok(PeerClient::new(ch)

@@ -46,6 +46,13 @@ pub struct PeerArgs {
     /// The tracker's address
     #[arg(long, default_value = DEFAULT_TRACKER, value_name = "ADDR")]
     pub tracker: String,
+    /// Talk to the tracker over TLS, trusting its certificate if this CA
+    /// (ca.pem from `dsys certs init`) signed it
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// The name the tracker's certificate must carry [default: the host of --tracker]
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    pub tls_name: Option<String>,
     /// This peer's name (default: the directory's name)
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -386,6 +393,14 @@ async fn heartbeat(ctx: Ctx, every: Duration, link: Arc<Mutex<TrackerLink>>) {
 }
 
 async fn peer(a: PeerArgs) -> Result<(), CliError> {
+    if let Some(f) = &a.tls_ca {
+        let ca = crate::net::tls::TrustCa::load(f).map_err(|e| CliError::Usage(e.to_string()))?;
+        let name = a
+            .tls_name
+            .clone()
+            .unwrap_or_else(|| crate::chat::client::host_of(&a.tracker).to_string());
+        super::client::use_tracker_tls(&ca, &name);
+    }
     let mut lib = Library::open(&a.dir).map_err(CliError::Usage)?;
     lib.follow_hardlinks = a.follow_hardlinks;
     let name = match &a.name {

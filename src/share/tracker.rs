@@ -92,6 +92,13 @@ pub struct TrackerArgs {
     /// Forget a peer not heard from for this long
     #[arg(long, default_value = "10s", value_parser = crate::duration::parse, value_name = "DURATION")]
     pub forget_after: Duration,
+    /// Serve over TLS only, with DIR/NAME.pem and DIR/NAME.key (NAME from
+    /// --tls-name); peers then need --tls-ca DIR/ca.pem
+    #[arg(long, value_name = "DIR")]
+    pub tls: Option<std::path::PathBuf>,
+    /// Which certificate in the --tls DIR is the tracker's
+    #[arg(long, default_value = "tracker", value_name = "NAME", requires = "tls")]
+    pub tls_name: String,
 }
 
 impl crate::registry::Run for TrackerArgs {
@@ -361,8 +368,7 @@ fn names(files: &Files) -> String {
 }
 
 fn source_ip<T>(req: &Request<T>) -> Option<IpAddr> {
-    req.extensions()
-        .get::<ConnInfo>()
+    ConnInfo::of(req.extensions())
         .and_then(|c| c.remote)
         .or_else(|| req.remote_addr())
         .map(|a| a.ip())
@@ -566,6 +572,18 @@ impl TrackerState {
 }
 
 async fn tracker(a: TrackerArgs) -> Result<(), CliError> {
+    let tls = a
+        .tls
+        .as_ref()
+        .map(|dir| crate::net::tls::Tls::load(dir, &a.tls_name))
+        .transpose()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    if tls.is_none() && !a.listen.ip().is_loopback() {
+        eprintln!(
+            "warning: the tracker listens on {} without --tls: anyone on that network can read and change what peers and it say",
+            a.listen
+        );
+    }
     let listener = crate::cli::listen(
         a.listen,
         "",
@@ -574,9 +592,12 @@ async fn tracker(a: TrackerArgs) -> Result<(), CliError> {
     .await?;
     let state = TrackerState::default();
     let (stop_tx, stop) = watch::channel(false);
-    let server = tokio::spawn(serve(listener, state.clone(), stop.clone()));
+    let over = tls.as_ref().map_or(String::new(), |t| {
+        format!(" over TLS ({})", t.dir.display())
+    });
+    let server = tokio::spawn(serve(listener, state.clone(), tls, stop.clone()));
     println!(
-        "tracker on {}: peers register with --tracker {}; a peer silent for {} is forgotten. Ctrl-C stops it.",
+        "tracker on {}{over}: peers register with --tracker {}; a peer silent for {} is forgotten. Ctrl-C stops it.",
         a.listen,
         a.listen,
         humantime::format_duration(a.forget_after)
@@ -615,15 +636,28 @@ async fn tracker(a: TrackerArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Serves the tracker on `listener` until `stop`.
-pub async fn serve(listener: TcpListener, state: TrackerState, stop: watch::Receiver<bool>) {
-    use crate::net::listener::{Policy, SERVER_IDLE, grpc_server, guarded};
+/// Serves the tracker on `listener` (over TLS with `tls` when given) until
+/// `stop`.
+pub async fn serve(
+    listener: TcpListener,
+    state: TrackerState,
+    tls: Option<crate::net::tls::Tls>,
+    stop: watch::Receiver<bool>,
+) {
+    use crate::net::listener::{Policy, SERVER_IDLE, grpc_server_tls, guarded};
+    let server = match grpc_server_tls(tls.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "tracker not started");
+            return;
+        }
+    };
     let incoming = guarded(listener, 1024, Policy::server(SERVER_IDLE), stop.clone());
     let mut stop = stop;
     let svc = TrackerServer::new(state)
         .max_decoding_message_size(MAX_ANNOUNCE)
         .max_encoding_message_size(MAX_MESSAGE);
-    let server = grpc_server()
+    let server = server
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             MAX_CALLS_AT_ONCE,
         ))
