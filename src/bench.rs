@@ -3,7 +3,7 @@
 //! line's arrival time, through stdout.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -35,6 +35,45 @@ pub fn run_cookie() -> &'static str {
             .map(|x| format!("{x:02x}"))
             .collect()
     })
+}
+
+/// What protects a benchmark's links (`--links`): what membership costs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Links {
+    /// `--no-cookie`: no challenge, plain TCP.
+    None,
+    /// The cluster cookie's challenge (what nodes do by default).
+    #[default]
+    Cookie,
+    /// The cookie and mutual TLS (certificates made for the run).
+    Tls,
+}
+
+impl Links {
+    /// The node flags for this protection; makes the run's certificates
+    /// in `dir` for `names` when TLS is asked for.
+    pub fn node_args(self, dir: &Path, names: &[String]) -> Result<Vec<String>, String> {
+        match self {
+            Links::None => Ok(vec!["--no-cookie".into()]),
+            Links::Cookie => Ok(Vec::new()),
+            Links::Tls => {
+                let tls = dir.join("tls");
+                if !tls.join(crate::net::tls::CA_FILE).exists() {
+                    crate::certs::make(&tls, names, &[]).map_err(|e| e.to_string())?;
+                }
+                Ok(vec!["--tls".into(), tls.display().to_string()])
+            }
+        }
+    }
+
+    /// For the result lines.
+    pub fn words(self) -> &'static str {
+        match self {
+            Links::None => "links without the cookie (--no-cookie)",
+            Links::Cookie => "links with the cookie",
+            Links::Tls => "links with the cookie over mutual TLS",
+        }
+    }
 }
 
 /// A `dsys` child process; killed when dropped.

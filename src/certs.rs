@@ -80,6 +80,19 @@ fn san(name: &str) -> Result<SanType, CliError> {
 }
 
 fn init(a: &InitArgs) -> Outcome {
+    make(&a.dir, &a.nodes, &a.hosts)?;
+    println!("Give each host ca.pem and its own NAME.pem and NAME.key; keep ca.key off the nodes.");
+    Ok(true)
+}
+
+/// Makes the CA and a certificate per name of `nodes` in `dir` (each also
+/// naming `hosts`, by default the loopback names); says what it made.
+pub fn make(dir: &Path, nodes: &[String], hosts: &[String]) -> Result<(), CliError> {
+    let a = InitArgs {
+        dir: dir.to_path_buf(),
+        nodes: nodes.to_vec(),
+        hosts: hosts.to_vec(),
+    };
     let mut nodes: Vec<&str> = Vec::new();
     for n in &a.nodes {
         let n = n.trim();
@@ -170,6 +183,5 @@ fn init(a: &InitArgs) -> Outcome {
         nodes.join(", "),
         hosts.join(", ")
     );
-    println!("Give each host ca.pem and its own NAME.pem and NAME.key; keep ca.key off the nodes.");
-    Ok(true)
+    Ok(())
 }

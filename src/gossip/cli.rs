@@ -379,6 +379,9 @@ fn peers_text(
             c.addr(n)
         ));
     }
+    if let Some(l) = links.and_then(|l| l.refused_line()) {
+        lines.push(format!("  {l}"));
+    }
     lines.join("\n")
 }
 

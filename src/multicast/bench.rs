@@ -29,6 +29,10 @@ pub struct BenchArgs {
     /// How long the latency run lasts, in seconds
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
+    /// What protects the links: none (--no-cookie), cookie (the default of
+    /// every node) or tls (the cookie over mutual TLS)
+    #[arg(long, value_enum, default_value_t = crate::bench::Links::Cookie)]
+    pub links: crate::bench::Links,
 }
 
 impl Run for BenchArgs {
@@ -38,6 +42,7 @@ impl Run for BenchArgs {
             messages: self.messages,
             light_rate: self.rate,
             light_seconds: self.seconds,
+            links: self.links,
         })
         .map_err(CliError::Failed)?;
         Ok(true)
@@ -49,23 +54,34 @@ struct Options {
     messages: usize,
     light_rate: f64,
     light_seconds: f64,
+    links: crate::bench::Links,
 }
 
 /// `nodes` multicast processes in one group; returns them and the folder.
-fn start(nodes: usize) -> Result<(Vec<Proc>, std::path::PathBuf), String> {
+fn start(
+    nodes: usize,
+    links: crate::bench::Links,
+) -> Result<(Vec<Proc>, std::path::PathBuf), String> {
     let names: Vec<String> = (1..=nodes).map(|i| format!("m{i}")).collect();
     let (dir, peers) = loopback_config("multicast", &names)?;
     let peers = peers.display().to_string();
+    let extra = links.node_args(&dir, &names)?;
     let procs = names
         .iter()
-        .map(|n| Proc::spawn(&["multicast", n, "--plain", "--peers", &peers].map(String::from)))
+        .map(|n| {
+            let mut args: Vec<String> = ["multicast", n, "--plain", "--peers", &peers]
+                .map(String::from)
+                .to_vec();
+            args.extend(extra.iter().cloned());
+            Proc::spawn(&args)
+        })
         .collect::<Result<_, _>>()?;
     Ok((procs, dir))
 }
 
 fn bench(o: Options) -> Result<(), String> {
     // Throughput.
-    let (mut nodes, dir) = start(o.nodes)?;
+    let (mut nodes, dir) = start(o.nodes, o.links)?;
     std::thread::sleep(Duration::from_secs(1)); // let them join
     let total = o.messages * o.nodes;
     let t0 = Instant::now();
@@ -100,7 +116,8 @@ fn bench(o: Options) -> Result<(), String> {
     }
     let slowest = done.iter().max().copied().unwrap_or(t0) - t0;
     println!(
-        "throughput: {} processes each sent {} messages at once; every node delivered all {total} in order in {:.2}s = {:.0} ordered deliveries/s per node",
+        "throughput ({}): {} processes each sent {} messages at once; every node delivered all {total} in order in {:.2}s = {:.0} ordered deliveries/s per node",
+        o.links.words(),
         o.nodes,
         o.messages,
         slowest.as_secs_f64(),
@@ -110,7 +127,7 @@ fn bench(o: Options) -> Result<(), String> {
     drop(nodes);
 
     // Latency at a light load.
-    let (mut nodes, _) = start(o.nodes)?;
+    let (mut nodes, _) = start(o.nodes, o.links)?;
     std::thread::sleep(Duration::from_secs(1));
     let per_node_gap = Duration::from_secs_f64(o.nodes as f64 / o.light_rate);
     let count = (o.light_rate * o.light_seconds / o.nodes as f64) as usize;

@@ -222,6 +222,7 @@ pub fn peers_text(c: &Cluster, me: NodeId, links: &LinkTable) -> String {
     c.ids()
         .filter(|&i| i != me)
         .map(|id| format!("({} {} {})", c.name(id), c.addr(id), links.get(id)))
+        .chain(links.refused_line())
         .collect::<Vec<_>>()
         .join("\n")
 }

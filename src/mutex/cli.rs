@@ -137,7 +137,8 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
                         None => format!("{} not contacted yet", c.name(n)),
                     })
                     .collect();
-                console.line(out, &format!("links: {}", parts.join(", ")));
+                let refused = links.get().map_or(String::new(), |l| l.refused_suffix());
+                console.line(out, &format!("links: {}{refused}", parts.join(", ")));
             }
         }
     };

@@ -401,4 +401,27 @@ mod tests {
         let c = cookie("a-cluster-secret-of-some-length");
         assert!(!format!("{c:?}").contains("secret-of"));
     }
+
+    #[test]
+    fn nodes_starting_at_once_all_get_the_one_cookie_made() {
+        let d = dir("race");
+        let path = d.join(FILE);
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || Cookie::create(&p).map(|c| c.key))
+            })
+            .collect();
+        let keys: Vec<[u8; 32]> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .expect("thread")
+                    .expect("a cookie, never a half-written one")
+            })
+            .collect();
+        assert!(keys.iter().all(|k| *k == keys[0]), "one cookie for all");
+        let left: Vec<_> = std::fs::read_dir(&d).expect("dir").flatten().collect();
+        assert_eq!(left.len(), 1, "no temporary files left: {left:?}");
+    }
 }

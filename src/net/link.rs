@@ -104,6 +104,12 @@ impl LinkTable {
         )
     }
 
+    /// `"; links refused: ..."` for a status line, or nothing.
+    pub fn refused_suffix(&self) -> String {
+        self.refused_line()
+            .map_or(String::new(), |l| format!("; {l}"))
+    }
+
     /// The line `status` adds when links were refused, else None.
     pub fn refused_line(&self) -> Option<String> {
         let (out, inbound) = self.refused();

@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// the OS puts them) or both (one run of each)
     #[arg(long, value_enum, default_value_t = Placement::Both)]
     pub placement: Placement,
+    /// What protects the links: none (--no-cookie), cookie (the default of
+    /// every node) or tls (the cookie over mutual TLS)
+    #[arg(long, value_enum, default_value_t = crate::bench::Links::Cookie)]
+    pub links: crate::bench::Links,
 }
 
 impl Run for BenchArgs {
@@ -99,6 +103,7 @@ fn measure(o: &BenchArgs, placement: Placement) -> Result<bool, String> {
     let names: Vec<String> = (1..=n).map(|i| format!("b{i}")).collect();
     let (dir, machines) = loopback_config("tokenring", &names)?;
     let machines = machines.display().to_string();
+    let links = o.links.node_args(&dir, &names)?;
     let mut nodes = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let next = &names[(i + 1) % n];
@@ -123,6 +128,7 @@ fn measure(o: &BenchArgs, placement: Placement) -> Result<bool, String> {
             args.push("--events".into());
             args.push(dir.join(format!("{name}.jsonl")).display().to_string());
         }
+        args.extend(links.iter().cloned());
         nodes.push(Proc::spawn(&args)?);
     }
     for p in &nodes {
@@ -160,7 +166,8 @@ fn measure(o: &BenchArgs, placement: Placement) -> Result<bool, String> {
         _ => "placed by the OS",
     };
     println!(
-        "token ring, {n} processes on loopback {place}, --hop-delay 0ms{}: {rate:.0} hops/s ({} hops in {:.2}s)",
+        "token ring, {n} processes on loopback {place}, {}, --hop-delay 0ms{}: {rate:.0} hops/s ({} hops in {:.2}s)",
+        o.links.words(),
         if o.no_events { "" } else { ", --events on" },
         h1 - h0,
         (t1 - t0).as_secs_f64()

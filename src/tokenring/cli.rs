@@ -232,11 +232,12 @@ fn links_line(c: &Cluster, me: NodeId, st: &Status, links: Option<&Arc<LinkTable
         })
         .collect();
     format!(
-        "links: {}",
+        "links: {}{}",
         if parts.is_empty() {
             "none (a ring of one)".to_string()
         } else {
             parts.join(", ")
-        }
+        },
+        links.map_or(String::new(), |l| l.refused_suffix())
     )
 }
