@@ -559,3 +559,36 @@ fn a_tracker_with_tls_serves_peers_that_trust_its_ca() {
         plain.lines()
     );
 }
+
+/// In the multicast terminal UI, a member with another cookie shows as such
+/// in the status bar (not as merely down); once it comes back with the
+/// cluster's cookie it joins, and the message that waited for it arrives.
+#[test]
+fn the_multicast_ui_shows_a_refused_member_and_it_joins_once_its_cookie_is_right() {
+    use common::tmux::Tmux;
+    let dir = temp_dir("auth-tui");
+    machines(&dir, &["l1", "l2", "l3"]);
+    std::fs::copy(dir.join("machines.txt"), dir.join("peers.json")).unwrap();
+    let other = cookie_file(&dir, "other.cookie", "another-cluster-0123456789");
+    let t = Tmux::new("auth-tui", &dir, 100, 20);
+    t.window("l1", &dir, &format!("{} multicast l1", common::BIN));
+    t.window("l2", &dir, &format!("{} multicast l2", common::BIN));
+    t.window(
+        "l3",
+        &dir,
+        &format!("{} multicast l3 --cookie {}", common::BIN, other.display()),
+    );
+    t.wait_for("l1", "l2 up");
+    t.keys("l1", &["waited for l3", "Enter"]);
+    let s = t.wait_for("l1", "l3 different cookie");
+    assert!(s.contains("l3 different cookie"), "{s}");
+    let s = t.wait_for("l3", "l1 different cookie");
+    assert!(s.contains("l1 different cookie"), "{s}");
+    t.keys("l3", &["C-c"]);
+    assert!(t.closed("l3", 10), "l3 quits on Ctrl-C");
+    t.window("l3b", &dir, &format!("{} multicast l3", common::BIN));
+    let s = t.wait_for("l3b", "waited for l3");
+    assert!(s.contains("l1: waited for l3"), "{s}");
+    let s = t.wait_for("l1", "l3 up");
+    assert!(s.contains("l3 up"), "{s}");
+}

@@ -207,6 +207,12 @@ impl App {
     }
 
     fn link(&self, p: NodeId) -> LinkState {
+        // A refusal is news the machine's notes do not carry.
+        if let Some(l) = &self.links
+            && let r @ LinkState::Refused(_) = l.get(p)
+        {
+            return r;
+        }
         match (&self.links, self.up.get(&p)) {
             (_, Some(true)) => LinkState::Up,
             (_, Some(false)) => LinkState::Down,

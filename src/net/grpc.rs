@@ -647,6 +647,13 @@ impl<M: Wire> LinkService<M> {
     /// name), counts it, and gives the status the dialer reads.
     fn refuse(&self, why: Refusal, claimed: &str, line: String, reply: String) -> Status {
         self.table.count_refused_in();
+        // A member we have no link with shows why in `status` (one we are
+        // linked with stays up: a stranger's claim does not take it down).
+        if let Some(id) = self.cluster.id(claimed)
+            && self.table.get(id) != LinkState::Up
+        {
+            self.table.set(id, LinkState::Refused(why));
+        }
         let key = format!("in {why:?} {claimed}");
         if let Some(l) = self.table.say.line(&key, line) {
             warn!("{l}");
