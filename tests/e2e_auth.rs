@@ -27,21 +27,6 @@ fn mutex(dir: &Path, name: &str, extra: &[&str]) -> Proc {
     p
 }
 
-fn check_mutex(dir: &Path) -> (i32, String) {
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .map(|p| p.display().to_string())
-        .collect();
-    files.sort();
-    let mut args = vec!["check", "mutex"];
-    args.extend(files.iter().map(String::as_str));
-    let (code, out, err) = run(&args, dir);
-    (code, format!("{out}{err}"))
-}
-
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -199,7 +184,7 @@ fn forged_replies_and_hellos_without_the_cookie_are_refused_and_exclusion_holds(
         p.send("quit");
         p.wait_exit(10);
     }
-    let (code, out) = check_mutex(&dir);
+    let (code, out) = common::check_dir(&dir, "mutex");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("OK"), "{out}");
 }

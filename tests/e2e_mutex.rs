@@ -22,21 +22,6 @@ fn node(dir: &Path, name: &str, extra: &[&str]) -> Proc {
     p
 }
 
-fn check(dir: &Path) -> (i32, String) {
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .map(|p| p.display().to_string())
-        .collect();
-    files.sort();
-    let mut args = vec!["check", "mutex"];
-    args.extend(files.iter().map(String::as_str));
-    let (code, out, err) = run(&args, dir);
-    (code, format!("{out}{err}"))
-}
-
 /// The README's walk: three nodes, `lock` on two at once; every step is
 /// printed; the one that goes first is the smaller (timestamp, name); the
 /// other enters when it leaves. Kill one: the waiting is explained; restart
@@ -111,7 +96,7 @@ fn three_nodes_two_locks_at_once_a_kill_and_a_restart() {
     let log = std::fs::read_to_string(dir.join("cs.log")).unwrap();
     assert!(log.lines().count() >= 6, "{log}");
     assert!(log.lines().all(|l| l.contains(" ts ")), "{log}");
-    let (code, out) = check(&dir);
+    let (code, out) = common::check_dir(&dir, "mutex");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("mutual exclusion: OK"), "{out}");
     assert!(out.contains("priority: OK"), "{out}");
@@ -150,7 +135,7 @@ fn quit_inside_answers_the_deferred_and_reuse_costs_nothing() {
     b.expect("entered the critical section", 10);
     b.send("quit");
     b.wait_exit(10);
-    let (code, out) = check(&dir);
+    let (code, out) = common::check_dir(&dir, "mutex");
     assert_eq!(code, 0, "{out}");
 
     let (code, _, err) = run(&["mutex"], &dir);
@@ -180,7 +165,7 @@ fn auto_on_every_node_keeps_mutual_exclusion() {
         p.send("quit");
         p.wait_exit(10);
     }
-    let (code, out) = check(&dir);
+    let (code, out) = common::check_dir(&dir, "mutex");
     assert_eq!(code, 0, "{out}");
     let entries: u64 = out
         .lines()

@@ -87,27 +87,22 @@ impl Conn {
             Protocol::Wire => super::wire_client::connect(addr, me, tls).await,
             Protocol::Grpc => super::grpc_client::connect(addr, tls).await,
         };
-        // What a mismatch looks like from here, said plainly.
+        // What a mismatch looks like from here, said plainly: a server
+        // that took the connection and then would not talk.
         r.map_err(|Lost(why)| {
             let lower = why.to_lowercase();
-            Lost(
-                if tls.is_none()
-                    && (lower.contains("connection reset")
-                        || lower.contains("broken pipe")
-                        || lower.contains("h2 protocol error")
-                        || lower.contains("frame with invalid size"))
-                {
-                    format!("{why} (if the server runs with --tls, connect with --tls-ca FILE)")
-                } else if tls.is_some()
-                    && (lower.contains("corrupt message")
-                        || lower.contains("invalidcontenttype")
-                        || lower.contains("wrong version"))
-                {
-                    format!("{why} (the server does not seem to speak TLS: leave out --tls-ca)")
-                } else {
-                    why
-                },
-            )
+            let said_already = lower.contains("--tls-ca") || lower.contains("refused");
+            Lost(if tls.is_none() && !said_already {
+                format!("{why} (if the server runs with --tls, connect with --tls-ca FILE)")
+            } else if tls.is_some()
+                && (lower.contains("corrupt message")
+                    || lower.contains("invalidcontenttype")
+                    || lower.contains("wrong version"))
+            {
+                format!("{why} (the server does not seem to speak TLS: leave out --tls-ca)")
+            } else {
+                why
+            })
         })
     }
 

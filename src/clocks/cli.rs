@@ -141,11 +141,10 @@ pub async fn run(a: NodeArgs) -> Result<(), CliError> {
         duration: a.duration,
     };
     let machine = Machine::new(me, cluster.len(), params, rng);
-    let auth = a.auth.load(&cluster, me)?;
     let session = Session::start(
         cluster.clone(),
         me,
-        auth,
+        &a.auth,
         machine,
         a.events.as_ref(),
         present,

@@ -238,8 +238,8 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
         crate::words::all(),
         Rng::from_os_rng(),
     );
-    let auth = a.auth.load(&c, me)?;
-    let session = Session::start(c.clone(), me, auth, machine, a.events.as_ref(), present).await?;
+    let session =
+        Session::start(c.clone(), me, &a.auth, machine, a.events.as_ref(), present).await?;
     let _ = links.set(session.node.links.clone());
     println!("{} listening on {}", c.name(me), c.addr(me));
     for &n in &neighbors {

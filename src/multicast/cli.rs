@@ -134,8 +134,8 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
         }
     };
     let machine = Multicast::new(me, c.ids(), crate::events::wall_us().max(1));
-    let auth = a.auth.load(&c, me)?;
-    let session = Session::start(c.clone(), me, auth, machine, a.events.as_ref(), present).await?;
+    let session =
+        Session::start(c.clone(), me, &a.auth, machine, a.events.as_ref(), present).await?;
     let (gen_tx, gen_rx) = watch::channel(a.generate);
     tokio::spawn(generate(
         session.node.commands.clone(),

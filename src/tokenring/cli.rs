@@ -195,11 +195,10 @@ async fn run(a: NodeArgs) -> Result<(), CliError> {
         ..Timing::default()
     };
     let machine = TokenRing::new(me, next, cluster.len(), timing, Rng::from_os_rng());
-    let auth = a.auth.load(&cluster, me)?;
     let session = Session::start(
         cluster.clone(),
         me,
-        auth,
+        &a.auth,
         machine,
         a.events.as_ref(),
         present,

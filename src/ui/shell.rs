@@ -17,7 +17,7 @@ use super::input::{Input, MAX_LINE, Stdin};
 use crate::cli::{CliError, open_events};
 use crate::config::{Cluster, NodeId};
 use crate::driver::{self, Running};
-use crate::net::auth::Auth;
+use crate::net::auth::AuthArgs;
 use crate::node::Protocol;
 use crate::output::{Output, Present};
 
@@ -113,16 +113,17 @@ pub struct Session<P: Protocol> {
 }
 
 impl<P: Protocol> Session<P> {
-    /// Opens the event log, starts the output thread and the node (its
-    /// links proven with `auth`).
+    /// Finds the node's cookie and certificates (`auth`), opens the event
+    /// log, starts the output thread and the node.
     pub async fn start(
         cluster: Arc<Cluster>,
         me: NodeId,
-        auth: Arc<Auth>,
+        auth: &AuthArgs,
         machine: P,
         events: Option<&PathBuf>,
         present: impl Present<P::Note>,
     ) -> Result<Session<P>, CliError> {
+        let auth = auth.load(&cluster, me)?;
         let events = open_events(events)?;
         let output = Output::start(cluster.clone(), me, events, present);
         let (stop, stop_rx) = watch::channel(false);

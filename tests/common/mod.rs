@@ -185,6 +185,23 @@ impl Drop for Proc {
     }
 }
 
+/// `dsys check ALGORITHM` over every `.jsonl` file in `dir`: (exit code,
+/// everything it printed).
+pub fn check_dir(dir: &Path, algorithm: &str) -> (i32, String) {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    let mut args = vec!["check", algorithm];
+    args.extend(files.iter().map(String::as_str));
+    let (code, out, err) = run(&args, dir);
+    (code, format!("{out}{err}"))
+}
+
 /// Runs `dsys ARGS` to completion: (exit code, stdout, stderr).
 pub fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
     let out = Command::new(BIN)
