@@ -577,3 +577,50 @@ fn the_multicast_ui_shows_a_refused_member_and_it_joins_once_its_cookie_is_right
     let s = t.wait_for("l1", "l3 up");
     assert!(s.contains("l3 up"), "{s}");
 }
+
+/// A stranger hammering `Challenge` (5,000 calls on one connection, as
+/// "m2") while the real m1 and m2 link: their handshakes are not evicted, m1
+/// enters, and the node's table of challenges stays bounded (it answers
+/// the flood and stays responsive).
+#[test]
+fn a_flood_of_challenges_does_not_keep_members_apart() {
+    let dir = temp_dir("auth-flood");
+    machines(&dir, &["m1", "m2"]);
+    let mut m1 = mutex(&dir, "m1", &[]);
+    let m1_addr = addr_of(&dir, "m1");
+    let flood = std::thread::spawn(move || {
+        rt().block_on(async {
+            let channel = Endpoint::from_shared(format!("http://{m1_addr}"))
+                .unwrap()
+                .connect()
+                .await
+                .expect("connect to m1");
+            let mut client = NodeClient::new(channel);
+            let mut answered = 0;
+            for _ in 0..5000 {
+                let r = client
+                    .challenge(pb::ChallengeRequest {
+                        from: "m2".into(),
+                        to: "m1".into(),
+                        algorithm: "mutex".into(),
+                        dialer_nonce: Bytes::copy_from_slice(&[1u8; 16]),
+                    })
+                    .await;
+                answered += usize::from(r.is_ok());
+            }
+            answered
+        })
+    });
+    let mut m2 = mutex(&dir, "m2", &[]);
+    m1.send("lock");
+    m1.expect("entered the critical section", 15);
+    m1.send("unlock");
+    m2.send("lock");
+    m2.expect("entered the critical section", 15);
+    let answered = flood.join().expect("flood thread");
+    assert_eq!(answered, 5000, "every challenge is answered, none piles up");
+    for p in [&mut m1, &mut m2] {
+        p.send("quit");
+        p.wait_exit(10);
+    }
+}

@@ -22,8 +22,12 @@ use crate::config::{Cluster, NodeId};
 pub const MAX_SKEW: Duration = Duration::from_secs(30);
 /// A challenge's nonce is good for one hello, for this long.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(10);
-/// Challenges outstanding at once per node (beyond: the oldest is dropped).
-pub const MAX_PENDING: usize = 256;
+/// Challenges outstanding at once on one connection (beyond: its oldest is
+/// dropped, so a flood on one connection never evicts another's)...
+pub const MAX_PENDING_PER_CONNECTION: usize = 4;
+/// ...and on the whole node (the listener's connection cap times that, for
+/// clusters of up to 60 nodes; beyond: the oldest is dropped).
+pub const MAX_PENDING: usize = 1024;
 
 /// How a node proves itself and checks its peers (`--cookie`, `--tls`).
 #[derive(Args, Debug, Clone, Default)]
@@ -261,6 +265,16 @@ impl Challenges {
         };
         let now = Instant::now();
         p.retain(|_, v| now.duration_since(v.issued) < CHALLENGE_TTL);
+        let mine = p.values().filter(|v| v.conn == conn).count();
+        if mine >= MAX_PENDING_PER_CONNECTION
+            && let Some(oldest) = p
+                .iter()
+                .filter(|(_, v)| v.conn == conn)
+                .min_by_key(|(_, v)| v.issued)
+                .map(|(k, _)| *k)
+        {
+            p.remove(&oldest);
+        }
         if p.len() >= MAX_PENDING
             && let Some(oldest) = p.iter().min_by_key(|(_, v)| v.issued).map(|(k, _)| *k)
         {
@@ -368,6 +382,19 @@ mod tests {
             c.issue(n, u64::from(i), NodeId(0), vec![]);
         }
         assert_eq!(c.len(), MAX_PENDING);
+    }
+
+    #[test]
+    fn a_flood_of_challenges_on_one_connection_leaves_another_connections_alone() {
+        let c = Challenges::default();
+        c.issue([9; NONCE_BYTES], 2, NodeId(1), vec![5]);
+        for i in 0..10_000u32 {
+            let mut n = [0u8; NONCE_BYTES];
+            n[..4].copy_from_slice(&i.to_be_bytes());
+            c.issue(n, 1, NodeId(0), vec![]);
+        }
+        assert_eq!(c.len(), 1 + MAX_PENDING_PER_CONNECTION);
+        assert_eq!(c.take(&[9; NONCE_BYTES], 2, NodeId(1)), Some(vec![5]));
     }
 
     #[test]
