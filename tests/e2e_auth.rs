@@ -624,3 +624,110 @@ fn a_flood_of_challenges_does_not_keep_members_apart() {
         p.wait_exit(10);
     }
 }
+
+/// Two hosts, for real: a network namespace joined by a veth pair. h1 runs
+/// here (10.N.0.1), h2 inside the namespace (10.N.0.2); they link. A
+/// process here that holds the cookie and claims to be h2 is refused: its
+/// link comes from h1's host, not the config's host for h2.
+#[test]
+fn across_network_namespaces_members_link_and_a_claim_from_the_wrong_host_is_refused() {
+    struct Netns(String, String);
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &self.1])
+                .status();
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .status();
+        }
+    }
+    let ip = |args: &[&str]| {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "`ip {}` failed: this test needs root and iproute2",
+            args.join(" ")
+        );
+    };
+    let k = std::process::id() % 200 + 20;
+    let (ns, host_if, ns_if) = (
+        format!("dsys-auth-{k}"),
+        format!("dsa{k}"),
+        format!("dsb{k}"),
+    );
+    let (a, b) = (format!("10.{k}.0.1"), format!("10.{k}.0.2"));
+    ip(&["netns", "add", &ns]);
+    let _guard = Netns(ns.clone(), host_if.clone());
+    ip(&[
+        "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+    ]);
+    ip(&["link", "set", &ns_if, "netns", &ns]);
+    ip(&["addr", "add", &format!("{a}/24"), "dev", &host_if]);
+    ip(&["link", "set", &host_if, "up"]);
+    ip(&[
+        "netns",
+        "exec",
+        &ns,
+        "ip",
+        "addr",
+        "add",
+        &format!("{b}/24"),
+        "dev",
+        &ns_if,
+    ]);
+    ip(&["netns", "exec", &ns, "ip", "link", "set", &ns_if, "up"]);
+    ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+
+    let dir = temp_dir("auth-netns");
+    let (pa, pb) = (common::free_port(), common::free_port());
+    std::fs::write(
+        dir.join("machines.txt"),
+        format!("{{\"h1\": \"{a}:{pa}\", \"h2\": \"{b}:{pb}\"}}"),
+    )
+    .unwrap();
+    let mut h1 = mutex(&dir, "h1", &[]);
+    let mut h2 = Proc::spawn_via(
+        "h2",
+        "ip",
+        &["netns", "exec", &ns, common::BIN, "mutex", "h2"],
+        &dir,
+    );
+    h2.expect("Type `help`", 10);
+    h1.send("lock");
+    h1.expect("entered the critical section", 15);
+    h1.send("unlock");
+
+    let claimed = rt().block_on(async {
+        let channel = Endpoint::from_shared(format!("http://{a}:{pa}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to h1");
+        let mut client = NodeClient::new(channel);
+        client
+            .challenge(pb::ChallengeRequest {
+                from: "h2".into(),
+                to: "h1".into(),
+                algorithm: "mutex".into(),
+                dialer_nonce: Bytes::copy_from_slice(&dsys::net::cookie::nonce()),
+            })
+            .await
+    });
+    let status = claimed.expect_err("a claim to be h2 from h1's host is refused");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains(&format!("this link comes from {a}")),
+        "{status:?}"
+    );
+    h1.expect(&format!("h2 is at {b}"), 5);
+    for p in [&mut h1, &mut h2] {
+        p.send("quit");
+        p.wait_exit(10);
+    }
+}

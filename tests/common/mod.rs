@@ -65,7 +65,13 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, args: &[&str], cwd: &Path) -> Proc {
-        let mut child = Command::new(BIN)
+        Proc::spawn_via(name, BIN, args, cwd)
+    }
+
+    /// `program ARGS` (a wrapper that runs dsys, such as `ip netns exec`),
+    /// with the same cookie and pipes as [`Proc::spawn`].
+    pub fn spawn_via(name: &str, program: &str, args: &[&str], cwd: &Path) -> Proc {
+        let mut child = Command::new(program)
             .args(args)
             .current_dir(cwd)
             .env(dsys::net::cookie::ENV, cookie())
