@@ -93,12 +93,7 @@ fn raise_open_files() {
 
 async fn server(a: ServerArgs) -> Result<(), CliError> {
     raise_open_files();
-    let tls = a
-        .tls
-        .as_ref()
-        .map(|dir| crate::net::tls::Tls::load(dir, &a.tls_name))
-        .transpose()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let tls = crate::net::tls::Tls::from_flag(a.tls.as_deref(), &a.tls_name)?;
     let wire_tls = tls
         .as_ref()
         .map(|t| t.rustls_server())

@@ -154,6 +154,14 @@ impl Tls {
         })
     }
 
+    /// A server's `--tls DIR` (with its `--tls-name`), if given; a bad
+    /// folder is the user's mistake, named.
+    pub fn from_flag(dir: Option<&Path>, name: &str) -> Result<Option<Tls>, crate::cli::CliError> {
+        dir.map(|d| Tls::load(d, name))
+            .transpose()
+            .map_err(|e| crate::cli::CliError::Usage(e.to_string()))
+    }
+
     fn identity(&self) -> Identity {
         Identity::from_pem(&self.cert_pem, &self.key_pem)
     }

@@ -572,12 +572,7 @@ impl TrackerState {
 }
 
 async fn tracker(a: TrackerArgs) -> Result<(), CliError> {
-    let tls = a
-        .tls
-        .as_ref()
-        .map(|dir| crate::net::tls::Tls::load(dir, &a.tls_name))
-        .transpose()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let tls = crate::net::tls::Tls::from_flag(a.tls.as_deref(), &a.tls_name)?;
     if tls.is_none() && !a.listen.ip().is_loopback() {
         eprintln!(
             "warning: the tracker listens on {} without --tls: anyone on that network can read and change what peers and it say",
