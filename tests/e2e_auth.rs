@@ -68,6 +68,33 @@ async fn link_once(
     client.link(tokio_stream::iter([frame])).await.map(|_| ())
 }
 
+/// A plain (no TLS) connection to a node's transport.
+async fn dial(addr: &str) -> NodeClient<tonic::transport::Channel> {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .expect("an address")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    NodeClient::new(channel)
+}
+
+/// `Challenge` as a mutex node `from`, dialing `to`.
+async fn challenge(
+    client: &mut NodeClient<tonic::transport::Channel>,
+    from: &str,
+    to: &str,
+    dialer_nonce: &[u8],
+) -> Result<tonic::Response<pb::ChallengeReply>, tonic::Status> {
+    client
+        .challenge(pb::ChallengeRequest {
+            from: from.into(),
+            to: to.into(),
+            algorithm: "mutex".into(),
+            dialer_nonce: Bytes::copy_from_slice(dialer_nonce),
+        })
+        .await
+}
+
 fn hello(from: &str, incarnation: u64) -> pb::Hello {
     pb::Hello {
         from: from.into(),
@@ -98,12 +125,7 @@ fn forged_replies_and_hellos_without_the_cookie_are_refused_and_exclusion_holds(
 
     let m1_addr = addr_of(&dir, "m1");
     let outcome = rt().block_on(async {
-        let channel = Endpoint::from_shared(format!("http://{m1_addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to m1");
-        let mut client = NodeClient::new(channel);
+        let mut client = dial(&m1_addr).await;
         let mut refused = Vec::new();
         // Forged replies for every request m1 might have out, straight in.
         let replies: Vec<Bytes> = (0..4)
@@ -123,13 +145,7 @@ fn forged_replies_and_hellos_without_the_cookie_are_refused_and_exclusion_holds(
         // The same after a real challenge, with a proof made with a guess.
         let guess = Cookie::from_secret(b"not-the-cluster-cookie", Source::Env).unwrap();
         let dn = [7u8; 16];
-        let reply = client
-            .challenge(pb::ChallengeRequest {
-                from: "m2".into(),
-                to: "m1".into(),
-                algorithm: "mutex".into(),
-                dialer_nonce: Bytes::copy_from_slice(&dn),
-            })
+        let reply = challenge(&mut client, "m2", "m1", &dn)
             .await
             .expect("the challenge itself is answered")
             .into_inner();
@@ -199,21 +215,10 @@ fn a_hello_from_far_in_the_future_is_refused_even_with_the_cookie() {
     let cookie = Cookie::from_secret(common::cookie().as_bytes(), Source::Env).unwrap();
     let m1_addr = addr_of(&dir, "m1");
     let (ahead, now) = rt().block_on(async {
-        let channel = Endpoint::from_shared(format!("http://{m1_addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to m1");
-        let mut client = NodeClient::new(channel);
+        let mut client = dial(&m1_addr).await;
         let mut attempt = async |incarnation: u64| {
             let dn = dsys::net::cookie::nonce();
-            let reply = client
-                .challenge(pb::ChallengeRequest {
-                    from: "m2".into(),
-                    to: "m1".into(),
-                    algorithm: "mutex".into(),
-                    dialer_nonce: Bytes::copy_from_slice(&dn),
-                })
+            let reply = challenge(&mut client, "m2", "m1", &dn)
                 .await
                 .expect("challenge")
                 .into_inner();
@@ -346,14 +351,7 @@ fn under_tls_a_member_claiming_another_name_is_refused() {
             .expect("a TLS connection with a cluster certificate");
         let mut client = NodeClient::new(channel);
         let dn = dsys::net::cookie::nonce();
-        let claimed = client
-            .challenge(pb::ChallengeRequest {
-                from: "m3".into(),
-                to: "m2".into(),
-                algorithm: "mutex".into(),
-                dialer_nonce: Bytes::copy_from_slice(&dn),
-            })
-            .await;
+        let claimed = challenge(&mut client, "m3", "m2", &dn).await;
         let _ = &cookie;
         (plain, claimed)
     });
@@ -590,22 +588,10 @@ fn a_flood_of_challenges_does_not_keep_members_apart() {
     let m1_addr = addr_of(&dir, "m1");
     let flood = std::thread::spawn(move || {
         rt().block_on(async {
-            let channel = Endpoint::from_shared(format!("http://{m1_addr}"))
-                .unwrap()
-                .connect()
-                .await
-                .expect("connect to m1");
-            let mut client = NodeClient::new(channel);
+            let mut client = dial(&m1_addr).await;
             let mut answered = 0;
             for _ in 0..5000 {
-                let r = client
-                    .challenge(pb::ChallengeRequest {
-                        from: "m2".into(),
-                        to: "m1".into(),
-                        algorithm: "mutex".into(),
-                        dialer_nonce: Bytes::copy_from_slice(&[1u8; 16]),
-                    })
-                    .await;
+                let r = challenge(&mut client, "m2", "m1", &[1u8; 16]).await;
                 answered += usize::from(r.is_ok());
             }
             answered
@@ -702,20 +688,8 @@ fn across_network_namespaces_members_link_and_a_claim_from_the_wrong_host_is_ref
     h1.send("unlock");
 
     let claimed = rt().block_on(async {
-        let channel = Endpoint::from_shared(format!("http://{a}:{pa}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to h1");
-        let mut client = NodeClient::new(channel);
-        client
-            .challenge(pb::ChallengeRequest {
-                from: "h2".into(),
-                to: "h1".into(),
-                algorithm: "mutex".into(),
-                dialer_nonce: Bytes::copy_from_slice(&dsys::net::cookie::nonce()),
-            })
-            .await
+        let mut client = dial(&format!("{a}:{pa}")).await;
+        challenge(&mut client, "h2", "h1", &dsys::net::cookie::nonce()).await
     });
     let status = claimed.expect_err("a claim to be h2 from h1's host is refused");
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
