@@ -28,13 +28,7 @@ pub fn loopback_config(tag: &str, names: &[String]) -> Result<(PathBuf, PathBuf)
 /// `~/.dsys-cookie`, and nothing outside the run can join it.
 pub fn run_cookie() -> &'static str {
     static COOKIE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    COOKIE.get_or_init(|| {
-        let (a, b) = (crate::net::cookie::nonce(), crate::net::cookie::nonce());
-        a.iter()
-            .chain(b.iter())
-            .map(|x| format!("{x:02x}"))
-            .collect()
-    })
+    COOKIE.get_or_init(crate::net::cookie::new_secret)
 }
 
 /// What protects a benchmark's links (`--links`): what membership costs.

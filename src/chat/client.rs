@@ -62,16 +62,9 @@ pub struct ClientTls {
 
 impl ClientTls {
     pub fn new(ca: crate::net::tls::TrustCa, addr: &str, name: Option<String>) -> ClientTls {
-        let name = name.unwrap_or_else(|| host_of(addr).to_string());
+        let name = name.unwrap_or_else(|| crate::net::tls::host_of(addr).to_string());
         ClientTls { ca, name }
     }
-}
-
-/// The host part of `host:port` (`[::1]:7070` gives `::1`).
-pub fn host_of(addr: &str) -> &str {
-    let addr = addr.rsplit_once("://").map_or(addr, |(_, a)| a);
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 impl Conn {

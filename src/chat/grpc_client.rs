@@ -18,25 +18,11 @@ pub async fn connect(
     tls: Option<&ClientTls>,
 ) -> Result<(Conn, mpsc::Receiver<Pushed>), Lost> {
     let bare = addr.rsplit_once("://").map_or(addr, |(_, a)| a);
-    let scheme = if tls.is_some() { "https" } else { "http" };
     let cannot = |e: &dyn std::fmt::Display| Lost(format!("cannot connect to {addr}: {e}"));
-    let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{bare}"))
-        .map_err(|e| cannot(&e))?;
-    if let Some(t) = tls {
-        endpoint = endpoint
-            .tls_config(t.ca.grpc(&t.name))
-            .map_err(|e| cannot(&e))?;
-    }
+    let tls = tls.map(|t| t.ca.grpc(&t.name));
+    let endpoint = crate::net::tls::endpoint(bare, tls).map_err(|e| cannot(&e))?;
     let channel = endpoint.connect().await.map_err(|e| {
-        let why = crate::net::tls::tls_failure(&e).unwrap_or_else(|| {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(x) = src {
-                s = format!("{s}: {x}");
-                src = x.source();
-            }
-            s
-        });
+        let why = crate::net::tls::tls_failure(&e).unwrap_or_else(|| crate::net::cause(&e));
         cannot(&why)
     })?;
     let mut client = pb::chat_client::ChatClient::new(channel);

@@ -103,12 +103,7 @@ impl Auth {
     /// A fresh random cookie held in memory: for a cluster in one process
     /// (`dsys demo`), whose members need no file to agree on.
     pub fn ephemeral() -> Arc<Auth> {
-        let secret: String = super::cookie::nonce()
-            .iter()
-            .chain(super::cookie::nonce().iter())
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let cookie = Cookie::from_secret(secret.as_bytes(), Source::Env).ok();
+        let cookie = Cookie::from_secret(super::cookie::new_secret().as_bytes(), Source::Env).ok();
         Arc::new(Auth::new(cookie, None))
     }
 
@@ -178,38 +173,52 @@ impl Refusal {
         }
     }
 
-    /// The gRPC status a listener refuses with.
+    /// The gRPC status a listener refuses with; the reason itself travels
+    /// in the `dsys-refusal` header, so the dialer need not read the words.
     pub fn status(self, msg: String) -> tonic::Status {
-        match self {
+        let mut status = match self {
             Refusal::Cookie | Refusal::NoChallenge => tonic::Status::unauthenticated(msg),
             Refusal::Config => tonic::Status::invalid_argument(msg),
             Refusal::Tls | Refusal::Clock | Refusal::Address => {
                 tonic::Status::permission_denied(msg)
             }
-        }
+        };
+        status.metadata_mut().insert(
+            REFUSAL_HEADER,
+            tonic::metadata::MetadataValue::from(u16::from(self.code())),
+        );
+        status
     }
 
-    /// What a dialer makes of a listener's refusal.
+    /// What a dialer makes of a listener's refusal: the header's reason,
+    /// else what the code says (a node that answers no challenge at all).
     pub fn of_status(s: &tonic::Status) -> Option<Refusal> {
+        let said = s
+            .metadata()
+            .get(REFUSAL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u8>().ok())
+            .filter(|c| usize::from(*c) < Refusal::ALL.len());
+        if let Some(c) = said {
+            return Some(Refusal::from_code(c));
+        }
         match s.code() {
             tonic::Code::Unauthenticated => Some(Refusal::Cookie),
             tonic::Code::InvalidArgument => Some(Refusal::Config),
             tonic::Code::Unimplemented => Some(Refusal::NoChallenge),
-            tonic::Code::PermissionDenied => Some(if s.message().contains("clock") {
-                Refusal::Clock
-            } else if s.message().contains("certificate") {
-                Refusal::Tls
-            } else {
-                Refusal::Address
-            }),
+            tonic::Code::PermissionDenied => Some(Refusal::Address),
             _ => None,
         }
     }
 }
 
-/// The line both sides print when the cookies differ.
-pub fn different_cookie(name: &str, at: impl std::fmt::Display) -> String {
-    format!("{name} at {at} has a different cookie (see --cookie)")
+/// The header a refusal's reason travels in.
+const REFUSAL_HEADER: &str = "dsys-refusal";
+
+/// The line both sides print when the cookies differ: `who` is the peer
+/// as this side knows it ("l3 at 127.0.0.1:7003", "l1 (dialing from ...)").
+pub fn different_cookie(who: impl std::fmt::Display) -> String {
+    format!("{who} has a different cookie (see --cookie)")
 }
 
 /// A start time too far ahead of ours: the refusal's words, or None.
@@ -413,9 +422,10 @@ mod tests {
     }
 
     #[test]
-    fn refusals_round_trip_through_their_codes() {
+    fn refusals_round_trip_through_their_codes_and_statuses() {
         for r in Refusal::ALL {
             assert_eq!(Refusal::from_code(r.code()), r);
+            assert_eq!(Refusal::of_status(&r.status("why".into())), Some(r));
         }
     }
 }

@@ -153,9 +153,7 @@ impl Cookie {
     /// half-written cookie.
     pub fn create(path: &Path) -> Result<Cookie, CookieError> {
         use std::io::Write;
-        let mut bytes = [0u8; NEW_COOKIE_BYTES];
-        rand::rngs::StdRng::from_os_rng().fill_bytes(&mut bytes);
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = new_secret();
         let create_err = |source| CookieError::Create {
             path: path.to_path_buf(),
             source,
@@ -268,6 +266,15 @@ impl Cookie {
         let want = self.prove(side, dialer, listener, dialer_nonce, listener_nonce);
         proof.len() == want.len() && bool::from(want.as_slice().ct_eq(proof))
     }
+}
+
+/// A new random cookie secret: [`NEW_COOKIE_BYTES`] random bytes as hex
+/// (what `~/.dsys-cookie` holds; also a run's cookie in memory or in
+/// `DSYS_COOKIE`).
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; NEW_COOKIE_BYTES];
+    rand::rngs::StdRng::from_os_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A fresh random nonce.

@@ -264,31 +264,21 @@ enum Opening {
     Refused(Refusal, String),
 }
 
-impl<M> LinkCtx<M> {
+impl<M: Wire> LinkCtx<M> {
     fn endpoint(&self) -> Result<Endpoint, String> {
-        let scheme = if self.auth.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        let mut e = Endpoint::from_shared(format!("{scheme}://{}", self.addr))
+        let tls = self.auth.tls.as_ref().map(|t| t.mutual_client(&self.name));
+        Ok(super::tls::endpoint(&self.addr.to_string(), tls)
             .map_err(|e| e.to_string())?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(STREAM_WINDOW))
-            .initial_connection_window_size(Some(CONN_WINDOW));
-        if let Some(tls) = &self.auth.tls {
-            e = e
-                .tls_config(tls.mutual_client(&self.name))
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(e)
+            .initial_connection_window_size(Some(CONN_WINDOW)))
     }
 
     fn hello(&self, listener_nonce: Bytes, proof: Bytes) -> pb::Hello {
         pb::Hello {
             from: self.me.clone(),
-            algorithm: String::new(),
+            algorithm: M::ALGORITHM.to_string(),
             listener_nonce,
             proof,
             incarnation: self.auth.incarnation,
@@ -301,7 +291,6 @@ impl<M> LinkCtx<M> {
     async fn challenge(
         &self,
         client: &mut NodeClient<tonic::transport::Channel>,
-        algorithm: &str,
     ) -> Result<pb::Hello, Opening> {
         let Some(cookie) = &self.auth.cookie else {
             return Ok(self.hello(Bytes::new(), Bytes::new()));
@@ -310,7 +299,7 @@ impl<M> LinkCtx<M> {
         let asked = client.challenge(pb::ChallengeRequest {
             from: self.me.clone(),
             to: self.name.clone(),
-            algorithm: algorithm.to_string(),
+            algorithm: M::ALGORITHM.to_string(),
             dialer_nonce: Bytes::copy_from_slice(&dialer_nonce),
         });
         let reply = match tokio::time::timeout(CHALLENGE_TIMEOUT, asked).await {
@@ -338,16 +327,14 @@ impl<M> LinkCtx<M> {
         if !theirs_ok {
             // Our hello alone, so the peer can say it too; nothing else
             // goes to a node that may not be a member.
-            let mut h = hello;
-            h.algorithm = algorithm.to_string();
             let once = tokio_stream::iter([pb::Frame {
-                hello: Some(h),
+                hello: Some(hello),
                 messages: Vec::new(),
             }]);
             let _ = tokio::time::timeout(CHALLENGE_TIMEOUT, client.link(once)).await;
             return Err(Opening::Refused(
                 Refusal::Cookie,
-                auth::different_cookie(&self.name, self.addr),
+                auth::different_cookie(format!("{} at {}", self.name, self.addr)),
             ));
         }
         Ok(hello)
@@ -358,7 +345,7 @@ impl<M> LinkCtx<M> {
         match Refusal::of_status(status) {
             Some(Refusal::Cookie) => Opening::Refused(
                 Refusal::Cookie,
-                auth::different_cookie(&self.name, self.addr),
+                auth::different_cookie(format!("{} at {}", self.name, self.addr)),
             ),
             Some(Refusal::NoChallenge) => Opening::Refused(
                 Refusal::NoChallenge,
@@ -516,7 +503,7 @@ async fn link_task<M: Wire>(ctx: LinkCtx<M>, queue: Arc<LinkQueue>) {
             Ok(channel) => {
                 let mut client =
                     NodeClient::new(channel).max_encoding_message_size(MAX_FRAME_BYTES);
-                ctx.challenge(&mut client, M::ALGORITHM)
+                ctx.challenge(&mut client)
                     .await
                     .map(|hello| (client, hello))
             }
@@ -528,7 +515,7 @@ async fn link_task<M: Wire>(ctx: LinkCtx<M>, queue: Arc<LinkQueue>) {
                 None => Opening::Down(e.to_string()),
             }),
         };
-        let (mut client, mut hello) = match opened {
+        let (mut client, hello) = match opened {
             Ok(c) => c,
             Err(why) => {
                 if let Ok(mut st) = queue.state.lock() {
@@ -545,7 +532,6 @@ async fn link_task<M: Wire>(ctx: LinkCtx<M>, queue: Arc<LinkQueue>) {
                 continue;
             }
         };
-        hello.algorithm = M::ALGORITHM.to_string();
         if let Ok(mut st) = queue.state.lock() {
             st.connected = true;
         }
@@ -618,16 +604,21 @@ impl Caller {
     fn of<T>(request: &Request<T>) -> Caller {
         use tonic::transport::server::TlsConnectInfo;
         let ext = request.extensions();
-        match ext.get::<TlsConnectInfo<ConnInfo>>() {
-            Some(t) => Caller {
-                conn: Some(t.get_ref().clone()),
-                certs: t.peer_certs(),
-            },
-            None => Caller {
-                conn: ext.get::<ConnInfo>().cloned(),
-                certs: None,
-            },
+        Caller {
+            conn: ConnInfo::of(ext),
+            certs: ext
+                .get::<TlsConnectInfo<ConnInfo>>()
+                .and_then(|t| t.peer_certs()),
         }
+    }
+
+    /// The connection's id (0 when the listener gave none: in-process tests).
+    fn conn_id(&self) -> u64 {
+        self.conn.as_ref().map_or(0, |c| c.id)
+    }
+
+    fn remote_ip(&self) -> Option<std::net::IpAddr> {
+        self.conn.as_ref().and_then(|c| c.remote).map(|a| a.ip())
     }
 
     fn remote(&self) -> String {
@@ -705,11 +696,7 @@ impl<M: Wire> LinkService<M> {
                 ));
             }
         }
-        if let Err(e) = auth::host_fits(
-            &self.cluster,
-            id,
-            caller.conn.as_ref().and_then(|c| c.remote).map(|a| a.ip()),
-        ) {
+        if let Err(e) = auth::host_fits(&self.cluster, id, caller.remote_ip()) {
             return Err(self.refuse(Refusal::Address, from, format!("{e}: refused"), e));
         }
         Ok(id)
@@ -760,9 +747,12 @@ impl<M: Wire> Node for LinkService<M> {
             &r.dialer_nonce,
             &listener_nonce,
         );
-        let conn = caller.conn.as_ref().map_or(0, |c| c.id);
-        self.challenges
-            .issue(listener_nonce, conn, from, r.dialer_nonce.to_vec());
+        self.challenges.issue(
+            listener_nonce,
+            caller.conn_id(),
+            from,
+            r.dialer_nonce.to_vec(),
+        );
         Ok(Response::new(pb::ChallengeReply {
             listener_nonce: Bytes::copy_from_slice(&listener_nonce),
             proof: Bytes::copy_from_slice(&proof),
@@ -785,10 +775,9 @@ impl<M: Wire> Node for LinkService<M> {
             .ok_or_else(|| Status::invalid_argument("the first frame must carry a hello"))?;
         let from = self.check_claims(&hello.from, &hello.algorithm, &caller)?;
         if let Some(cookie) = &self.auth.cookie {
-            let conn = caller.conn.as_ref().map_or(0, |c| c.id);
             let proven = self
                 .challenges
-                .take(&hello.listener_nonce, conn, from)
+                .take(&hello.listener_nonce, caller.conn_id(), from)
                 .is_some_and(|dialer_nonce| {
                     cookie.check(
                         &hello.proof,
@@ -800,16 +789,16 @@ impl<M: Wire> Node for LinkService<M> {
                     )
                 });
             if !proven {
-                let line = format!(
-                    "{} (dialing from {}) has a different cookie (see --cookie)",
+                let line = auth::different_cookie(format!(
+                    "{} (dialing from {})",
                     hello.from,
                     caller.remote()
-                );
+                ));
                 return Err(self.refuse(
                     Refusal::Cookie,
                     &hello.from,
                     line,
-                    format!("{} has a different cookie (see --cookie)", self.my_name()),
+                    auth::different_cookie(self.my_name()),
                 ));
             }
         }

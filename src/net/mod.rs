@@ -79,6 +79,17 @@ pub enum NetError {
     Overflow { to: String, queued: usize },
 }
 
+/// The innermost cause of a transport error ("Connection refused"), which
+/// says more than tonic's "transport error".
+pub fn cause(e: &dyn std::error::Error) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let s = cur.to_string();
+    s.split(" (os error").next().unwrap_or(&s).to_string()
+}
+
 /// What the transport hands the driver.
 #[derive(Debug)]
 pub enum Inbound<M> {

@@ -275,6 +275,27 @@ impl TrustCa {
     }
 }
 
+/// The host part of `host:port` (`[::1]:7070` gives `::1`): the name a
+/// server's certificate must carry when a client dials it by that address.
+pub fn host_of(addr: &str) -> &str {
+    let addr = addr.rsplit_once("://").map_or(addr, |(_, a)| a);
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// A gRPC endpoint for `addr` (`host:port`), over TLS with `tls` when given.
+pub fn endpoint(
+    addr: &str,
+    tls: Option<ClientTlsConfig>,
+) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let e = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))?;
+    match tls {
+        Some(t) => e.tls_config(t),
+        None => Ok(e),
+    }
+}
+
 /// Why a connect failed, when it is TLS's doing: the rustls error in the
 /// chain (a certificate not from the CA, or naming someone else).
 pub fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {

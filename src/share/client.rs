@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+use crate::net::cause;
 
 use super::pb;
 use super::pb::peer_client::PeerClient;
@@ -28,32 +30,17 @@ async fn channel(
     addr: &str,
     tls: Option<&tonic::transport::ClientTlsConfig>,
 ) -> Result<Channel, String> {
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let mut ep = Endpoint::from_shared(format!("{scheme}://{addr}"))
-        .map_err(|e| format!("{addr:?} is not an address: {e}"))?
+    let ep = crate::net::tls::endpoint(addr, tls.cloned())
+        .map_err(|e| format!("{addr:?} is not an address: {}", cause(&e)))?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONN_WINDOW);
-    if let Some(t) = tls {
-        ep = ep.tls_config(t.clone()).map_err(|e| reason(&e))?;
-    }
     ep.connect().await.map_err(|e| {
         crate::net::tls::tls_failure(&e)
             .map(|t| format!("TLS refused: {t}"))
-            .unwrap_or_else(|| reason(&e))
+            .unwrap_or_else(|| cause(&e))
     })
-}
-
-/// The innermost cause of a transport error ("Connection refused"), which
-/// says more than tonic's "transport error".
-pub fn reason(e: &dyn std::error::Error) -> String {
-    let mut cur: &dyn std::error::Error = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    let s = cur.to_string();
-    s.split(" (os error").next().unwrap_or(&s).to_string()
 }
 
 /// A gRPC status as a sentence: its message, or what went wrong below it.
@@ -64,7 +51,7 @@ pub fn status_text(s: &tonic::Status) -> String {
         || s.code() == tonic::Code::Unknown
     {
         if let Some(src) = s.source() {
-            return reason(src);
+            return cause(src);
         }
     }
     if s.message().is_empty() {

@@ -398,7 +398,7 @@ async fn peer(a: PeerArgs) -> Result<(), CliError> {
         let name = a
             .tls_name
             .clone()
-            .unwrap_or_else(|| crate::chat::client::host_of(&a.tracker).to_string());
+            .unwrap_or_else(|| crate::net::tls::host_of(&a.tracker).to_string());
         super::client::use_tracker_tls(&ca, &name);
     }
     let mut lib = Library::open(&a.dir).map_err(CliError::Usage)?;

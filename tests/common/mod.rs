@@ -19,10 +19,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_dsys");
 /// another cookie passes `--cookie FILE`, which comes first.
 pub fn cookie() -> &'static str {
     static COOKIE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    COOKIE.get_or_init(|| {
-        let n = dsys::net::cookie::nonce();
-        n.iter().map(|b| format!("{b:02x}")).collect()
-    })
+    COOKIE.get_or_init(dsys::net::cookie::new_secret)
 }
 
 /// A fresh directory under the target dir (kept for post-mortems).
