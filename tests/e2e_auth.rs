@@ -439,13 +439,26 @@ fn certs_init_gives_three_tls_nodes_of_each_algorithm_their_links() {
             p.close_stdin();
         }
     }
-    // The clock model: machines tick and hear each other.
+    // The clock model: each machine starts ticking only once it has heard
+    // from both others (over TLS), and at least one message is received.
     {
         let n: Vec<Proc> = ["l1", "l2", "l3"]
             .iter()
-            .map(|a| Proc::spawn(a, &["clocks", a, "--duration", "3s", "--tls", &t], &dir))
+            .map(|a| Proc::spawn(a, &["clocks", a, "--duration", "5s", "--tls", &t], &dir))
             .collect();
-        n[0].expect("recv l", 15);
+        for p in &n {
+            // "connected to l3, l1: ticking at ...", in the order heard.
+            p.expect(": ticking at", 15);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while n.iter().all(|p| p.count("recv l") == 0) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            n.iter().any(|p| p.count("recv l") > 0),
+            "no machine received a message: {:?}",
+            n[0].lines()
+        );
     }
 }
 
