@@ -94,6 +94,10 @@ fn three_machines_by_hand_tick_answer_status_and_survive_a_kill() {
     l3.expect("ticking at 6/s", 15);
     l3.expect("#3 ", 10);
     assert!(l1.count("clock ") > ticks, "l1 kept ticking");
+    // A receive is random (each tick sends with some probability, to a
+    // random peer) and l2 ticks slowly: wait for one rather than hope the
+    // few seconds above held one.
+    l2.expect("recv ", 30);
     for mut p in [l1, l2, l3] {
         p.send("quit");
         assert_eq!(p.wait_exit(10), Some(0), "{} quits", p.name);
