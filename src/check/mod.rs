@@ -33,9 +33,98 @@ impl Verdict {
     }
 }
 
+impl Verdict {
+    /// What a list of properties concludes: safe when every safety property
+    /// held, live when every liveness one did, exercised when the run did
+    /// what the properties are about.
+    pub fn of(props: &[Property]) -> Verdict {
+        let all = |kind: Kind| props.iter().filter(|p| p.kind == kind).all(|p| p.holds);
+        Verdict {
+            safe: all(Kind::Safety),
+            live: all(Kind::Liveness),
+            exercised: all(Kind::Exercised),
+        }
+    }
+}
+
+/// What a property is about: something that must never happen, something
+/// that should eventually happen, or the run having done anything at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Safety,
+    Liveness,
+    Exercised,
+}
+
+/// One named property of a run, whether it held, and if not the first
+/// evidence against it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Property {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub holds: bool,
+    /// The first violation (or why the run exercised nothing).
+    pub evidence: Option<String>,
+}
+
+impl Property {
+    pub fn safety(name: &'static str, violation: Option<String>) -> Property {
+        Property::new(name, Kind::Safety, violation)
+    }
+
+    pub fn liveness(name: &'static str, violation: Option<String>) -> Property {
+        Property::new(name, Kind::Liveness, violation)
+    }
+
+    /// Holds when `done`; `why_not` says what never happened.
+    pub fn exercised(name: &'static str, done: bool, why_not: &str) -> Property {
+        Property::new(name, Kind::Exercised, (!done).then(|| why_not.to_string()))
+    }
+
+    fn new(name: &'static str, kind: Kind, violation: Option<String>) -> Property {
+        Property {
+            name,
+            kind,
+            holds: violation.is_none(),
+            evidence: violation,
+        }
+    }
+}
+
+impl std::fmt::Display for Property {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let state = match (self.holds, self.kind) {
+            (true, _) => "holds",
+            (false, Kind::Safety) => "VIOLATED",
+            (false, Kind::Liveness) => "did not hold",
+            (false, Kind::Exercised) => "not exercised",
+        };
+        write!(f, "{}: {state}", self.name)?;
+        if let Some(e) = &self.evidence {
+            write!(f, " ({e})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The first property that fails a run (safety first, then liveness when
+/// `strict`, then exercised), as a campaign reports it.
+pub fn first_failure(props: &[Property], strict: bool) -> Option<&Property> {
+    let mut failing: Vec<&Property> = props
+        .iter()
+        .filter(|p| !p.holds && (strict || p.kind != Kind::Liveness))
+        .collect();
+    failing.sort_by_key(|p| p.kind);
+    failing.first().copied()
+}
+
 /// A checker's result, for people.
 pub trait Report {
-    fn verdict(&self) -> Verdict;
+    /// Every property the check is about, in the order the report names them.
+    fn properties(&self) -> Vec<Property>;
+    fn verdict(&self) -> Verdict {
+        Verdict::of(&self.properties())
+    }
     /// The whole report, ending with its verdict lines.
     fn render(&self) -> String;
 }

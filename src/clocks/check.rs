@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::events::Event;
-use crate::check::{Checker, Report, Verdict, verdict_line};
+use crate::check::{Checker, Property, Report, verdict_line};
 use crate::events::{Common, Entry, Record};
 
 /// What a tick has done so far.
@@ -258,12 +258,11 @@ impl Checker for ClocksCheck {
 }
 
 impl Report for ClocksReport {
-    fn verdict(&self) -> Verdict {
-        Verdict {
-            safe: self.violations.is_empty(),
-            live: true,
-            exercised: self.ticks > 0,
-        }
+    fn properties(&self) -> Vec<Property> {
+        vec![
+            Property::safety("Lamport clocks", self.violations.first().cloned()),
+            Property::exercised("ticks", self.ticks > 0, "no machine ticked"),
+        ]
     }
 
     fn render(&self) -> String {

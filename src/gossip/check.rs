@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::events::Event;
-use crate::check::{Checker, Report, Verdict, verdict_line};
+use crate::check::{Checker, Property, Report, verdict_line};
 use crate::events::{Common, Entry, Record};
 use crate::stats;
 
@@ -180,12 +180,20 @@ pub fn latency_line(sorted: &[Duration]) -> String {
 
 impl Report for Coverage {
     /// Completeness is what this check is about: a lost word fails it.
-    fn verdict(&self) -> Verdict {
-        Verdict {
-            safe: self.lost.is_empty(),
-            live: self.lost.is_empty(),
-            exercised: self.words > 0,
-        }
+    fn properties(&self) -> Vec<Property> {
+        vec![
+            Property::safety(
+                "every word at every live node",
+                self.lost.first().map(|(w, lacking)| {
+                    format!(
+                        "{} word(s) missing, e.g. {w:?} at {}",
+                        self.lost.len(),
+                        lacking.join(", ")
+                    )
+                }),
+            ),
+            Property::exercised("words made", self.words > 0, "no words were made"),
+        ]
     }
 
     fn render(&self) -> String {

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use super::events::Event;
-use crate::check::{Checker, Verdict, verdict_line};
+use crate::check::{Checker, Property, verdict_line};
 use crate::events::{Common, Entry, Record};
 
 /// A message's identity: (origin, seq).
@@ -347,12 +347,25 @@ impl Checker for OrderCheck {
 }
 
 impl crate::check::Report for Report {
-    fn verdict(&self) -> Verdict {
-        Verdict {
-            safe: self.problems.is_empty(),
-            live: self.undelivered.is_empty(),
-            exercised: self.deliveries > 0,
-        }
+    fn properties(&self) -> Vec<Property> {
+        let undelivered = self.undelivered.first().map(|u| {
+            format!(
+                "{} message(s) not delivered everywhere, e.g. {}#{} (missing at {:?})",
+                self.undelivered.len(),
+                u.id.0,
+                u.id.1,
+                u.missing_at
+            )
+        });
+        vec![
+            Property::safety(
+                "one total order, FIFO, no duplicates",
+                (!self.problems.is_empty())
+                    .then(|| self.problems[..self.problems.len().min(3)].join("; ")),
+            ),
+            Property::liveness("every message delivered everywhere", undelivered),
+            Property::exercised("deliveries", self.deliveries > 0, "nothing was delivered"),
+        ]
     }
 
     fn render(&self) -> String {

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use super::events::Event;
 use crate::check::intervals::{End, Interval, entries_line, exclusion_lines, overlaps};
-use crate::check::{Checker, Report, Verdict, verdict_line};
+use crate::check::{Checker, Property, Report, verdict_line};
 use crate::events::{Common, Entry, Record};
 use crate::stats::percentile;
 
@@ -250,12 +250,33 @@ impl Checker for MutexCheck {
 }
 
 impl Report for MutexReport {
-    fn verdict(&self) -> Verdict {
-        Verdict {
-            safe: self.safe(),
-            live: self.pending.is_empty(),
-            exercised: self.intervals > 0,
-        }
+    fn properties(&self) -> Vec<Property> {
+        vec![
+            Property::safety(
+                "mutual exclusion",
+                self.violations.first().map(|(x, y)| format!("{x} and {y}")),
+            ),
+            Property::safety(
+                "priority",
+                self.out_of_order.first().map(|(x, y)| {
+                    format!(
+                        "{} ts={} should have entered before {} ts={}",
+                        x.node, x.ts, y.node, y.ts
+                    )
+                }),
+            ),
+            Property::liveness(
+                "every request granted",
+                self.pending
+                    .first()
+                    .map(|(n, ts, t)| format!("{n} ts={ts}, asked at t={t}us, never granted")),
+            ),
+            Property::exercised(
+                "someone entered",
+                self.intervals > 0,
+                "nobody ever entered the critical section",
+            ),
+        ]
     }
 
     fn render(&self) -> String {

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 
 use super::events::Event;
 use crate::check::intervals::{End, Interval, entries_line, exclusion_lines, overlaps};
-use crate::check::{Checker, Report, Verdict, verdict_line};
+use crate::check::{Checker, Property, Report, verdict_line};
 use crate::events::{Common, Entry, Record};
 use crate::stats::percentile;
 
@@ -182,12 +182,24 @@ impl Checker for TokenRingCheck {
 }
 
 impl Report for TokenRingReport {
-    fn verdict(&self) -> Verdict {
-        Verdict {
-            safe: self.safe(),
-            live: self.pending.is_empty(),
-            exercised: self.intervals > 0,
-        }
+    fn properties(&self) -> Vec<Property> {
+        vec![
+            Property::safety(
+                "mutual exclusion",
+                self.violations.first().map(|(x, y)| format!("{x} and {y}")),
+            ),
+            Property::liveness(
+                "every lock granted",
+                self.pending
+                    .first()
+                    .map(|(n, t)| format!("{n}'s lock of t={t}us never granted")),
+            ),
+            Property::exercised(
+                "someone entered",
+                self.intervals > 0,
+                "nobody ever entered the critical section",
+            ),
+        ]
     }
 
     fn render(&self) -> String {
