@@ -47,6 +47,7 @@ pub mod net;
 pub mod node;
 pub mod output;
 pub mod registry;
+pub mod scenario;
 pub mod seqset;
 pub mod share;
 pub mod sim;

@@ -99,6 +99,10 @@ fn run_check<C: Checker>(m: &ArgMatches) -> Outcome {
     )?)
 }
 
+fn run_sim<S: crate::scenario::Simulated>(m: &ArgMatches) -> Outcome {
+    crate::scenario::sim::run(S::from_arg_matches(m).map_err(|e| CliError::Usage(e.to_string()))?)
+}
+
 impl Tool {
     /// A tool whose arguments and behaviour are `A`.
     pub fn of<A: Run>(about: &'static str) -> Tool {
@@ -107,6 +111,16 @@ impl Tool {
             build: build_args::<A>,
             tweak: None,
             run: run_args::<A>,
+        }
+    }
+
+    /// `dsys sim <algorithm>`: the scenario `S` on the simulator.
+    pub fn sim<S: crate::scenario::Simulated>(about: &'static str) -> Tool {
+        Tool {
+            about,
+            build: crate::scenario::sim::command::<S>,
+            tweak: None,
+            run: run_sim::<S>,
         }
     }
 

@@ -58,7 +58,7 @@ impl Algorithm for MutexAlgorithm {
         ))
     }
     fn sim(&self) -> Option<Tool> {
-        Some(Tool::of::<simulate::SimArgs>(
+        Some(Tool::sim::<simulate::SimArgs>(
             "Ricart-Agrawala workload (random lock/unlock on every node) with faults",
         ))
     }

@@ -2,22 +2,23 @@
 //! unlocks, on the simulator with the faults the user asks for, judged by
 //! the mutex's checker; and the random fault scenarios of the campaign.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use rand::{Rng as _, SeedableRng};
 
 use super::check::{MutexCheck, MutexReport};
-use super::{Cmd, Mutex, Timing};
-use crate::check::{Checker, Report};
-use crate::cli::{CliError, Outcome};
-use crate::config::{Cluster, NodeId};
-use crate::events::EventLog;
+use super::{Cmd, Mutex, Note, Timing};
+use crate::check::{Property, Report};
+use crate::cli::CliError;
+use crate::config::NodeId;
 use crate::node::Rng;
-use crate::registry::Run;
+use crate::scenario::sim::Setup;
+use crate::scenario::{
+    Checked, Defaults, Planned, Scenario, ScenarioArgs, SimRun, Simulated, Watch, Workload,
+};
 use crate::sim::campaign;
-use crate::sim::{FaultArgs, Happening, NetArgs, Sim, Traffic};
+use crate::sim::{Happening, Sim};
 
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Faults:\n  \
@@ -30,23 +31,8 @@ stays inside for --hold, unlocks, until --duration. While a node is down,\n\
 nobody can enter (every node's reply is needed): that is Ricart-Agrawala.\n\
 The same seed gives the same run, byte for byte.")]
 pub struct SimArgs {
-    /// Number of nodes (l1..lN)
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub nodes: u32,
-    /// Seed of every random choice: the same seed gives the same run
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// How long nodes keep asking for the critical section (virtual time)
-    #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
-    pub duration: Duration,
-    /// Extra virtual time after the workload and the last fault, for
-    /// pending requests
-    #[arg(long, default_value = "10s", value_parser = crate::duration::parse)]
-    pub settle: Duration,
     #[command(flatten)]
-    pub net: NetArgs,
-    #[command(flatten)]
-    pub faults: FaultArgs,
+    pub scenario: ScenarioArgs,
     /// Mean think time between a node's exit and its next request
     #[arg(long, default_value = "200ms", value_parser = crate::duration::parse)]
     pub think: Duration,
@@ -56,102 +42,139 @@ pub struct SimArgs {
     /// Keep permissions between entries (Roucairol-Carvalho)
     #[arg(long)]
     pub reuse_permissions: bool,
-    /// Write all nodes' events (virtual t_us) as JSON lines to FILE (replaced)
-    #[arg(long, value_name = "FILE")]
-    pub events: Option<PathBuf>,
 }
 
-pub struct SimSummary {
+/// The mutex's random load: every node types `auto` once all have greeted
+/// each other, again after a restart (a person would), and `auto off` at
+/// the end of the workload.
+pub struct AutoLoad {
+    pub begin: Duration,
+    pub think: Duration,
+    pub stop: Duration,
+}
+
+impl Workload<Mutex> for AutoLoad {
+    fn begin(&mut self, nodes: &[NodeId]) -> Vec<Planned<Cmd>> {
+        nodes
+            .iter()
+            .flat_map(|&id| {
+                [
+                    (self.begin, id, Cmd::Auto(Some(self.think))),
+                    (self.stop, id, Cmd::Auto(None)),
+                ]
+            })
+            .collect()
+    }
+
+    fn react(&mut self, now: Duration, h: &Happening<Note>) -> Vec<Planned<Cmd>> {
+        match h {
+            Happening::Restart(node) if now < self.stop => vec![
+                (now, *node, Cmd::Auto(Some(self.think))),
+                (self.stop, *node, Cmd::Auto(None)),
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The checker, with the message counts taken from the simulator's traffic
+/// (it sees every message; the checker only the events).
+pub struct MutexWatch(Checked<MutexCheck>);
+
+/// The mutex checker's report, after the simulator's traffic summary.
+pub struct MutexSim {
     pub report: MutexReport,
-    pub traffic: Traffic,
-    pub virtual_time: Duration,
+    traffic: String,
+}
+
+impl std::ops::Deref for MutexSim {
+    type Target = MutexReport;
+    fn deref(&self) -> &MutexReport {
+        &self.report
+    }
+}
+
+impl Report for MutexSim {
+    fn properties(&self) -> Vec<Property> {
+        self.report.properties()
+    }
+    fn render(&self) -> String {
+        format!("{}\n{}", self.traffic, self.report.render())
+    }
+}
+
+impl Watch<Mutex> for MutexWatch {
+    type Report = MutexSim;
+    fn see(&mut self, sim: &Sim<Mutex>, h: &Happening<Note>) {
+        self.0.see(sim, h);
+    }
+    fn finish(self, sim: &mut Sim<Mutex>, end: Duration) -> MutexSim {
+        let mut report = self.0.finish(sim, end);
+        let kind = |k: &str| sim.traffic.by_kind.get(k).copied().unwrap_or(0);
+        report.messages = kind("request") + kind("reply");
+        report.hellos = kind("hello");
+        MutexSim {
+            report,
+            traffic: sim.traffic.summary(),
+        }
+    }
+}
+
+impl Simulated for SimArgs {
+    const ALGORITHM: &'static str = "mutex";
+    const DEFAULTS: Defaults = Defaults {
+        nodes: "5",
+        max_nodes: 64,
+        duration: "30s",
+        latency: None,
+        duration_help: "How long nodes keep asking for the critical section (virtual time)",
+    };
+    type P = Mutex;
+    type Watch = MutexWatch;
+
+    fn scenario(&self) -> &ScenarioArgs {
+        &self.scenario
+    }
+
+    fn options(&self) -> Vec<String> {
+        if self.reuse_permissions {
+            vec!["permissions reused".into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn setup(&self, s: &mut Scenario) -> Result<Setup<Self>, CliError> {
+        let n = s.cluster.len();
+        let timing = Timing {
+            hold: self.hold,
+            ..Timing::default()
+        };
+        let reuse = self.reuse_permissions;
+        // A later life has a larger incarnation, as a start time would give.
+        let machine = move |me, rng, now: Duration| {
+            Mutex::new(
+                me,
+                n,
+                reuse,
+                now.as_micros() as u64 + 1,
+                timing.clone(),
+                rng,
+            )
+        };
+        // Requests begin once every node has greeted the others.
+        let load = AutoLoad {
+            begin: Duration::from_millis(100),
+            think: self.think,
+            stop: s.duration,
+        };
+        Ok(Setup::new(machine, load, MutexWatch(Checked::default())))
+    }
 }
 
 /// Runs the simulation `a` describes.
-pub fn simulate(a: &SimArgs) -> Result<SimSummary, CliError> {
-    let n = a.nodes as usize;
-    let cluster = Cluster::loopback(n, 50051);
-    let faults = a.faults.parse(&cluster)?;
-    let net = a.net.model()?;
-    let timing = Timing {
-        hold: a.hold,
-        ..Timing::default()
-    };
-    let reuse = a.reuse_permissions;
-    let mut sim = Sim::new(cluster, net, a.seed, move |me, rng, now| {
-        // A later life has a larger incarnation, as a start time would give.
-        Mutex::new(
-            me,
-            n,
-            reuse,
-            now.as_micros() as u64 + 1,
-            timing.clone(),
-            rng,
-        )
-    });
-    if let Some(path) = &a.events {
-        sim.log_to(EventLog::replace(path).map_err(|source| CliError::File {
-            file: path.clone(),
-            source,
-        })?);
-    }
-    faults.apply(&mut sim);
-    let ids: Vec<NodeId> = sim.cluster().ids().collect();
-    // Requests begin once every node has greeted the others.
-    let begin = Duration::from_millis(100);
-    for &id in &ids {
-        sim.command_at(begin, id, Cmd::Auto(Some(a.think)));
-        sim.command_at(a.duration, id, Cmd::Auto(None));
-    }
-    let end = a.duration.max(faults.last()) + a.settle;
-    let mut check = MutexCheck::default();
-    let (duration, think) = (a.duration, a.think);
-    sim.run_until(end, |sim, h| {
-        let now = sim.now();
-        if let Some(r) = h.record(sim.cluster(), now) {
-            check.record(&r);
-        }
-        // A restarted node has forgotten `auto`: a person would type it again.
-        if let Happening::Restart(node) = h
-            && now < duration
-        {
-            sim.command_at(now, node, Cmd::Auto(Some(think)));
-            sim.command_at(duration, node, Cmd::Auto(None));
-        }
-    });
-    sim.finish_log()
-        .map_err(|e| CliError::Failed(format!("cannot write events: {e}")))?;
-    let mut report = check.finish();
-    let kind = |k: &str| sim.traffic.by_kind.get(k).copied().unwrap_or(0);
-    report.messages = kind("request") + kind("reply");
-    report.hellos = kind("hello");
-    Ok(SimSummary {
-        report,
-        traffic: sim.traffic.clone(),
-        virtual_time: sim.now(),
-    })
-}
-
-impl Run for SimArgs {
-    fn run(self) -> Outcome {
-        let wall = std::time::Instant::now();
-        let s = simulate(&self)?;
-        println!(
-            "simulated {} nodes for {:.1}s of virtual time in {:.2}s (seed {}{})",
-            self.nodes,
-            s.virtual_time.as_secs_f64(),
-            wall.elapsed().as_secs_f64(),
-            self.seed,
-            if self.reuse_permissions {
-                ", permissions reused"
-            } else {
-                ""
-            }
-        );
-        println!("{}", s.traffic.summary());
-        print!("{}", s.report.render());
-        Ok(s.report.verdict().passed(true))
-    }
+pub fn simulate(a: &SimArgs) -> Result<SimRun<MutexSim>, CliError> {
+    crate::scenario::sim::simulate(a)
 }
 
 /// A random faulty scenario: 2-6 nodes, a random network (latency, loss,
@@ -202,32 +225,5 @@ pub fn scenario(seed: u64) -> Vec<String> {
 /// A campaign's judgement: never two inside, entries in priority order,
 /// every request granted once the faults were over, somebody entered.
 pub fn judge(args: &[String]) -> Result<(), String> {
-    let a = crate::registry::parse_args::<SimArgs>("sim", "mutex", args)?;
-    let s = simulate(&a).map_err(|e| e.to_string())?;
-    let r = &s.report;
-    if let Some((x, y)) = r.violations.first() {
-        return Err(format!("mutual exclusion violated: {x} and {y}"));
-    }
-    if let Some((x, y)) = r.out_of_order.first() {
-        return Err(format!(
-            "priority violated: {} ts={} should have entered before {} ts={}",
-            x.node, x.ts, y.node, y.ts
-        ));
-    }
-    if !r.pending.is_empty() {
-        return Err(format!(
-            "requests never granted after the faults stopped: {:?}",
-            r.pending
-        ));
-    }
-    if r.total_entries() == 0 {
-        return Err("nobody ever entered the critical section".into());
-    }
-    if s.traffic.too_large > 0 {
-        return Err(format!(
-            "{} messages over the size limit",
-            s.traffic.too_large
-        ));
-    }
-    Ok(())
+    crate::scenario::sim::judge::<SimArgs>(args)
 }

@@ -24,6 +24,7 @@ use crate::events::{Common, SharedFile, read_files, wall_us};
 use crate::node::{Note as _, Rng};
 use crate::output::Output;
 use crate::registry::Run;
+use crate::scenario::Workload as _;
 use crate::sim::Happening;
 
 #[derive(Args, Debug)]

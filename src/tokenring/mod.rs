@@ -65,7 +65,7 @@ impl Algorithm for TokenRingAlgorithm {
         ))
     }
     fn sim(&self) -> Option<Tool> {
-        Some(Tool::of::<simulate::SimArgs>(
+        Some(Tool::sim::<simulate::SimArgs>(
             "Token ring workload (random lock/unlock on every node) with faults",
         ))
     }

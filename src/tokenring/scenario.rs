@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rand::{Rng as _, SeedableRng};
 
-use super::{Cmd, Note};
+use super::{Cmd, Note, TokenRing};
 use crate::node::{NodeId, Rng};
 use crate::sim::Happening;
 
@@ -26,10 +26,12 @@ pub struct Workload {
     started: bool,
     /// Later `start`s (ring changes) not yet done: (node, when).
     starts: Vec<(NodeId, Duration)>,
+    /// Later `start`s not yet planned.
+    later: Vec<(NodeId, Duration)>,
 }
 
 /// A command to run at an absolute time.
-pub type Planned = (Duration, NodeId, Cmd);
+pub type Planned = crate::scenario::Planned<Cmd>;
 
 impl Workload {
     pub fn new(seed: u64, stop_at: Duration, lease: Duration) -> Self {
@@ -44,6 +46,7 @@ impl Workload {
             down: BTreeSet::new(),
             started: false,
             starts: Vec::new(),
+            later: Vec::new(),
         }
     }
 
@@ -57,10 +60,24 @@ impl Workload {
         (at < self.stop_at).then_some((at, node, Cmd::Lock))
     }
 
-    /// The opening moves: `start` on the first node, a first lock everywhere.
-    pub fn begin(&mut self, nodes: &[NodeId]) -> Vec<Planned> {
+    /// `start`s typed later on (ring changes): NODE at TIME, typed again if
+    /// the node was down then, until it has started a token.
+    pub fn with_starts(mut self, starts: &[(NodeId, Duration)]) -> Self {
+        self.later = starts.to_vec();
+        self
+    }
+}
+
+impl crate::scenario::Workload<TokenRing> for Workload {
+    /// The opening moves: the later `start`s planned, `start` on the first
+    /// node, a first lock everywhere.
+    fn begin(&mut self, nodes: &[NodeId]) -> Vec<Planned> {
         self.nodes = nodes.to_vec();
         let mut plan = Vec::new();
+        for (node, at) in std::mem::take(&mut self.later) {
+            self.starts.push((node, at));
+            plan.push((at, node, Cmd::Start));
+        }
         if let Some(&first) = nodes.first() {
             plan.push((self.start_at, first, Cmd::Start));
         }
@@ -70,15 +87,8 @@ impl Workload {
         plan
     }
 
-    /// A `start` on `node` at `at` (a ring change), typed again if the node
-    /// was down then, until it has started a token.
-    pub fn later_start(&mut self, node: NodeId, at: Duration) -> Planned {
-        self.starts.push((node, at));
-        (at, node, Cmd::Start)
-    }
-
     /// What the workload does next after something happened at `now`.
-    pub fn react(&mut self, now: Duration, h: &Happening<Note>) -> Vec<Planned> {
+    fn react(&mut self, now: Duration, h: &Happening<Note>) -> Vec<Planned> {
         match h {
             Happening::Note(n, Note::CsEnter { .. }) => {
                 let (lo, hi) = self.hold;

@@ -2,7 +2,6 @@
 //! the faults the user asks for, judged by the token ring's checker; and the
 //! random fault scenarios of the test campaigns.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -11,14 +10,14 @@ use rand::{Rng as _, SeedableRng};
 use super::check::{TokenRingCheck, TokenRingReport};
 use super::scenario::Workload;
 use super::{Note, Timing, TokenRing};
-use crate::check::{Checker, Report};
-use crate::cli::{CliError, Outcome};
+use crate::check::{Property, Report};
+use crate::cli::CliError;
 use crate::config::{Cluster, NodeId};
-use crate::events::EventLog;
 use crate::node::Rng;
-use crate::registry::Run;
+use crate::scenario::sim::Setup;
+use crate::scenario::{Checked, Defaults, Scenario, ScenarioArgs, SimRun, Simulated, Watch};
 use crate::sim::campaign;
-use crate::sim::{FaultArgs, Happening, NetArgs, Sim, Traffic};
+use crate::sim::{Happening, Sim};
 
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Faults:\n  \
@@ -34,22 +33,8 @@ Latency: 2ms (constant), 1ms..10ms (uniform), exp:2ms or exp:1ms+2ms\n\
 Nodes are l1..lN; each node's next is the following one (lN's is l1) unless\n\
 --next says otherwise. The same seed gives the same run, byte for byte.")]
 pub struct SimArgs {
-    /// Number of nodes (l1..lN)
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub nodes: u32,
-    /// Seed of every random choice: the same seed gives the same run
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// How long nodes keep asking for the critical section (virtual time)
-    #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
-    pub duration: Duration,
-    /// Extra virtual time after the workload and the last fault, for pending locks
-    #[arg(long, default_value = "10s", value_parser = crate::duration::parse)]
-    pub settle: Duration,
     #[command(flatten)]
-    pub net: NetArgs,
-    #[command(flatten)]
-    pub faults: FaultArgs,
+    pub scenario: ScenarioArgs,
     /// Token hop delay of every node
     #[arg(long, default_value = "5ms", value_parser = crate::duration::parse)]
     pub hop_delay: Duration,
@@ -65,9 +50,6 @@ pub struct SimArgs {
     /// Type `start` on a node (besides l1 at the beginning): NODE@TIME (repeatable)
     #[arg(long, value_name = "NODE@TIME")]
     pub start: Vec<String>,
-    /// Write all nodes' events (virtual t_us) as JSON lines to FILE (replaced)
-    #[arg(long, value_name = "FILE")]
-    pub events: Option<PathBuf>,
 }
 
 fn parse_hold(s: &str) -> Result<(Duration, Duration), String> {
@@ -143,101 +125,110 @@ impl Wiring {
     }
 }
 
-pub struct SimSummary {
+/// The checker, counting token hops on the way.
+#[derive(Default)]
+pub struct RingWatch {
+    check: Checked<TokenRingCheck>,
+    hops: u64,
+}
+
+/// The token ring checker's report, after the hop count and the traffic.
+pub struct RingSim {
     pub report: TokenRingReport,
-    pub traffic: Traffic,
-    pub virtual_time: Duration,
     pub hops: u64,
+    traffic: String,
+}
+
+impl std::ops::Deref for RingSim {
+    type Target = TokenRingReport;
+    fn deref(&self) -> &TokenRingReport {
+        &self.report
+    }
+}
+
+impl Report for RingSim {
+    fn properties(&self) -> Vec<Property> {
+        self.report.properties()
+    }
+    fn render(&self) -> String {
+        format!(
+            "token hops: {}\n{}\n{}",
+            self.hops,
+            self.traffic,
+            self.report.render()
+        )
+    }
+}
+
+impl Watch<TokenRing> for RingWatch {
+    type Report = RingSim;
+    fn see(&mut self, sim: &Sim<TokenRing>, h: &Happening<Note>) {
+        if let Happening::Note(_, Note::Token { .. }) = h {
+            self.hops += 1;
+        }
+        self.check.see(sim, h);
+    }
+    fn finish(self, sim: &mut Sim<TokenRing>, end: Duration) -> RingSim {
+        RingSim {
+            report: self.check.finish(sim, end),
+            hops: self.hops,
+            traffic: sim.traffic.summary(),
+        }
+    }
+}
+
+impl Simulated for SimArgs {
+    const ALGORITHM: &'static str = "tokenring";
+    const DEFAULTS: Defaults = Defaults {
+        nodes: "5",
+        max_nodes: 64,
+        duration: "30s",
+        latency: None,
+        duration_help: "How long nodes keep asking for the critical section (virtual time)",
+    };
+    type P = TokenRing;
+    type Watch = RingWatch;
+
+    fn scenario(&self) -> &ScenarioArgs {
+        &self.scenario
+    }
+
+    fn setup(&self, s: &mut Scenario) -> Result<Setup<Self>, CliError> {
+        let n = s.cluster.len();
+        let timing = Timing {
+            hop_delay: self.hop_delay,
+            ..Timing::default()
+        };
+        let lease = timing.lease;
+        let wiring = Wiring::parse(&s.cluster, self)?;
+        let nexts = wiring.clone();
+        let machine =
+            move |me, rng, now| TokenRing::new(me, nexts.next_of(me, now), n, timing.clone(), rng);
+        let mut workload = Workload::new(s.seed, s.duration, lease).with_starts(&wiring.starts);
+        workload.hold = parse_hold(&self.hold)?;
+        let mut setup = Setup::new(machine, workload, RingWatch::default());
+        setup.busy_until = wiring
+            .rewires
+            .iter()
+            .map(|r| r.1)
+            .chain(wiring.starts.iter().map(|s| s.1))
+            .max()
+            .unwrap_or_default();
+        // A rewire is the node restarted at once with another next.
+        let rewires = wiring.rewires;
+        setup.schedule = Some(Box::new(move |sim: &mut Sim<TokenRing>| {
+            for &(node, at, _) in &rewires {
+                sim.crash_at(at, node);
+                sim.restart_at(at, node);
+            }
+        }));
+        Ok(setup)
+    }
 }
 
 /// Runs the simulation `a` describes.
-pub fn simulate(a: &SimArgs) -> Result<SimSummary, CliError> {
-    let n = a.nodes;
-    let cluster = Cluster::loopback(n as usize, 50051);
-    let faults = a.faults.parse(&cluster)?;
-    let net = a.net.model()?;
-    let timing = Timing {
-        hop_delay: a.hop_delay,
-        ..Timing::default()
-    };
-    let lease = timing.lease;
-    let wiring = Wiring::parse(&cluster, a)?;
-    let nexts = wiring.clone();
-    let mut sim = Sim::new(cluster, net, a.seed, move |me, rng, now| {
-        TokenRing::new(me, nexts.next_of(me, now), n as usize, timing.clone(), rng)
-    });
-    if let Some(path) = &a.events {
-        sim.log_to(EventLog::replace(path).map_err(|source| CliError::File {
-            file: path.clone(),
-            source,
-        })?);
-    }
-    faults.apply(&mut sim);
-    for &(node, at, _) in &wiring.rewires {
-        sim.crash_at(at, node);
-        sim.restart_at(at, node);
-    }
-    let mut workload = Workload::new(a.seed, a.duration, lease);
-    workload.hold = parse_hold(&a.hold)?;
-    for &(node, at) in &wiring.starts {
-        let (at, node, cmd) = workload.later_start(node, at);
-        sim.command_at(at, node, cmd);
-    }
-    let ids: Vec<NodeId> = sim.cluster().ids().collect();
-    for (at, node, cmd) in workload.begin(&ids) {
-        sim.command_at(at, node, cmd);
-    }
-    let last_change = wiring
-        .rewires
-        .iter()
-        .map(|r| r.1)
-        .chain(wiring.starts.iter().map(|s| s.1))
-        .max();
-    let end = a
-        .duration
-        .max(faults.last())
-        .max(last_change.unwrap_or_default())
-        + a.settle;
-    let mut check = TokenRingCheck::default();
-    let mut hops = 0;
-    sim.run_until(end, |sim, h| {
-        let now = sim.now();
-        if let Happening::Note(_, Note::Token { .. }) = &h {
-            hops += 1;
-        }
-        if let Some(r) = h.record(sim.cluster(), now) {
-            check.record(&r);
-        }
-        for (at, node, cmd) in workload.react(now, &h) {
-            sim.command_at(at, node, cmd);
-        }
-    });
-    sim.finish_log()
-        .map_err(|e| CliError::Failed(format!("cannot write events: {e}")))?;
-    Ok(SimSummary {
-        report: check.finish(),
-        traffic: sim.traffic.clone(),
-        virtual_time: sim.now(),
-        hops,
-    })
-}
-
-impl Run for SimArgs {
-    fn run(self) -> Outcome {
-        let wall = std::time::Instant::now();
-        let s = simulate(&self)?;
-        println!(
-            "simulated {} nodes for {:.1}s of virtual time in {:.2}s (seed {})",
-            self.nodes,
-            s.virtual_time.as_secs_f64(),
-            wall.elapsed().as_secs_f64(),
-            self.seed
-        );
-        println!("token hops: {}", s.hops);
-        println!("{}", s.traffic.summary());
-        print!("{}", s.report.render());
-        Ok(s.report.verdict().passed(true))
-    }
+pub fn simulate(a: &SimArgs) -> Result<SimRun<RingSim>, CliError> {
+    crate::scenario::sim::simulate(a)
 }
 
 /// A random faulty scenario for seed `seed`: 3-6 nodes, a random network
@@ -298,26 +289,5 @@ pub fn scenario(seed: u64) -> Vec<String> {
 /// A campaign's judgement of one run: mutual exclusion held, every lock was
 /// granted once the faults were over, and somebody entered.
 pub fn judge(args: &[String]) -> Result<(), String> {
-    let a = crate::registry::parse_args::<SimArgs>("sim", "tokenring", args)?;
-    let s = simulate(&a).map_err(|e| e.to_string())?;
-    let r = &s.report;
-    if let Some((x, y)) = r.violations.first() {
-        return Err(format!("mutual exclusion violated: {x} and {y}"));
-    }
-    if !r.pending.is_empty() {
-        return Err(format!(
-            "locks never granted after the faults stopped: {:?}",
-            r.pending
-        ));
-    }
-    if r.total_entries() == 0 {
-        return Err("nobody ever entered the critical section".into());
-    }
-    if s.traffic.too_large > 0 {
-        return Err(format!(
-            "{} messages over the size limit",
-            s.traffic.too_large
-        ));
-    }
-    Ok(())
+    crate::scenario::sim::judge::<SimArgs>(args)
 }

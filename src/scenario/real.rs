@@ -1,0 +1,1 @@
+//! A scenario on real nodes in this process (`dsys demo`).
