@@ -250,34 +250,6 @@ pub fn exit_on_parse_error(e: clap::Error) -> ! {
     e.exit()
 }
 
-/// Parses `args` as `dsys <group> <name> ARGS...` would (with every default
-/// and tweak of the real command line) into `A`: how campaigns turn a
-/// scenario's command line into a run.
-pub fn parse_args<A: FromArgMatches>(
-    group: &str,
-    name: &str,
-    args: &[String],
-) -> Result<A, String> {
-    let argv = ["dsys", group, name]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .chain(args.iter().cloned());
-    let m = command(ALGORITHMS)
-        .try_get_matches_from(argv)
-        .map_err(|e| e.to_string())?;
-    let mut m = &m;
-    for level in [group, name] {
-        if level.is_empty() {
-            continue;
-        }
-        m = m
-            .subcommand_matches(level)
-            .ok_or_else(|| format!("no command {level:?}"))?;
-    }
-    A::from_arg_matches(m).map_err(|e| e.to_string())
-}
-
 /// Runs what `matches` asks for.
 pub fn dispatch(algorithms: &[&dyn Algorithm], matches: &ArgMatches) -> Outcome {
     let Some((sub, m)) = matches.subcommand() else {

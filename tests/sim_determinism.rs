@@ -1,93 +1,110 @@
 //! The simulator's promise: the same seed gives byte-identical event
-//! output, for every algorithm, through the real command line.
+//! output, for every algorithm `dsys sim` lists, through the real command
+//! line, with faults (loss, a crash and a restart).
 
 mod common;
 
+use std::path::Path;
+
 use common::{run, temp_dir};
+
+/// The algorithms `dsys sim --help` lists (the registry's own list).
+fn simulated_algorithms(dir: &Path) -> Vec<String> {
+    let (code, out, err) = run(&["sim", "--help"], dir);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(String::from)
+        .collect()
+}
+
+/// Every event and log file under `dir`, in name order, as one byte string
+/// (a report names its folder, which differs between the runs).
+fn written(dir: &Path) -> Vec<u8> {
+    let mut paths = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            if e.path().is_dir() {
+                todo.push(e.path());
+            } else if e
+                .path()
+                .extension()
+                .is_some_and(|x| x == "jsonl" || x == "log")
+            {
+                paths.push(e.path());
+            }
+        }
+    }
+    paths.sort();
+    let mut all = Vec::new();
+    for p in paths {
+        all.extend_from_slice(
+            p.strip_prefix(dir)
+                .expect("under dir")
+                .as_os_str()
+                .as_encoded_bytes(),
+        );
+        all.extend(std::fs::read(&p).expect("read"));
+    }
+    all
+}
 
 #[test]
 fn the_same_seed_gives_byte_identical_events() {
     let dir = temp_dir("determinism");
-    let runs: [(&str, &[&str]); 4] = [
-        (
-            "tokenring",
-            &[
-                "--nodes",
-                "4",
-                "--duration",
-                "5s",
-                "--loss",
-                "0.02",
-                "--crash",
-                "l2@2s",
-                "--restart",
-                "l2@3s",
-            ],
-        ),
-        (
-            "gossip",
-            &[
-                "--nodes",
-                "6",
-                "--duration",
-                "3s",
-                "--rate",
-                "20",
-                "--loss",
-                "0.05",
-                "--crash",
-                "l3@1s",
-                "--restart",
-                "l3@2s",
-            ],
-        ),
-        (
-            "multicast",
-            &[
-                "--nodes",
-                "3",
-                "--duration",
-                "3s",
-                "--loss",
-                "0.01",
-                "--partition",
-                "l1|l2,l3@1s-2s",
-            ],
-        ),
-        (
-            "mutex",
-            &[
-                "--nodes",
-                "4",
-                "--duration",
-                "3s",
-                "--loss",
-                "0.02",
-                "--reuse-permissions",
-                "--crash",
-                "l2@1s",
-                "--restart",
-                "l2@2s",
-            ],
-        ),
-    ];
-    for (algo, extra) in runs {
-        let mut files = Vec::new();
+    let algorithms = simulated_algorithms(&dir);
+    assert!(
+        ["tokenring", "mutex", "gossip", "multicast", "clocks"]
+            .iter()
+            .all(|a| algorithms.iter().any(|b| b == a)),
+        "dsys sim lists {algorithms:?}"
+    );
+    for algo in &algorithms {
+        let (_, help, _) = run(&["sim", algo, "--help"], &dir);
+        let mut outputs = Vec::new();
         for (i, seed) in ["11", "11", "12"].iter().enumerate() {
-            let file = format!("{algo}-{i}.jsonl");
-            let mut args = vec!["sim", algo, "--seed", seed, "--events", &file];
-            args.extend_from_slice(extra);
-            let (code, out, err) = run(&args, &dir);
-            assert!(code == 0 || code == 1, "{algo}: {out}{err}");
-            files.push(std::fs::read(dir.join(&file)).expect("events written"));
+            let out = dir.join(format!("{algo}-{i}"));
+            std::fs::create_dir_all(&out).expect("mkdir");
+            let o = out.display().to_string();
+            let events = format!("{o}/events.jsonl");
+            let mut args: Vec<&str> = vec!["sim", algo, "--seed", seed];
+            if help.contains("--events") {
+                // A peer algorithm: the shared scenario flags, with faults.
+                args.extend([
+                    "--events",
+                    &events,
+                    "--nodes",
+                    "4",
+                    "--duration",
+                    "3s",
+                    "--loss",
+                    "0.02",
+                    "--crash",
+                    "l2@1s",
+                    "--restart",
+                    "l2@2s",
+                ]);
+            } else {
+                // The clock model writes its runs' logs to a folder.
+                args.extend(["--out", &o, "--runs", "1", "--duration", "10s"]);
+            }
+            let (code, stdout, err) = run(&args, &dir);
+            assert!(code == 0 || code == 1, "{algo}: {stdout}{err}");
+            outputs.push(written(&out));
         }
-        assert!(files[0].len() > 1000, "{algo}: events were written");
+        assert!(outputs[0].len() > 1000, "{algo}: events were written");
         assert!(
-            files[0] == files[1],
+            outputs[0] == outputs[1],
             "{algo}: seed 11 twice gave different events"
         );
         assert!(
-            files[0] != files[2],
+            outputs[0] != outputs[2],
             "{algo}: seeds 11 and 12 gave the same events"
         );
     }

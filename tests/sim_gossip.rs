@@ -4,12 +4,11 @@
 //! every word must be at every live node.
 
 use dsys::gossip::simulate::{SimArgs, judge, scenario, simulate};
-use dsys::registry::parse_args;
 use dsys::sim::campaign;
 
 fn args(a: &[&str]) -> SimArgs {
     let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
-    parse_args("sim", "gossip", &a).expect("valid arguments")
+    dsys::scenario::sim::parse::<SimArgs>(&a).expect("valid arguments")
 }
 
 #[test]
@@ -70,9 +69,9 @@ fn glomers_setting_loses_nothing_under_the_partition_nemesis() {
         "--partition-nemesis",
     ]))
     .unwrap();
-    assert!(s.words > 1500, "{}", s.words);
-    assert!(s.lost.is_empty(), "{:?}", s.lost.len());
-    assert_eq!(s.died_with_node, 0);
+    assert!(s.report.words > 1500, "{}", s.report.words);
+    assert!(s.report.lost.is_empty(), "{:?}", s.report.lost.len());
+    assert_eq!(s.report.died_with_node, 0);
 }
 
 /// A node that missed more than the transport's message limit of words

@@ -7,12 +7,11 @@
 //! ...` command that replays it.
 
 use dsys::mutex::simulate::{SimArgs, judge, scenario, simulate};
-use dsys::registry::parse_args;
 use dsys::sim::campaign;
 
 fn args(a: &[&str]) -> SimArgs {
     let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
-    parse_args("sim", "mutex", &a).expect("valid arguments")
+    dsys::scenario::sim::parse::<SimArgs>(&a).expect("valid arguments")
 }
 
 /// Without faults, every entry costs exactly 2(N-1) messages; with reuse

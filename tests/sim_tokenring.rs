@@ -5,13 +5,12 @@
 //! failing seed is reported with the `dsys sim tokenring ...` command that
 //! replays it.
 
-use dsys::registry::parse_args;
 use dsys::sim::campaign;
 use dsys::tokenring::simulate::{SimArgs, judge, scenario, simulate};
 
 fn args(a: &[&str]) -> SimArgs {
     let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
-    parse_args("sim", "tokenring", &a).expect("valid arguments")
+    dsys::scenario::sim::parse::<SimArgs>(&a).expect("valid arguments")
 }
 
 #[test]

@@ -60,12 +60,9 @@ impl Algorithm for GossipAlgorithm {
         ))
     }
     fn sim(&self) -> Option<Tool> {
-        Some(
-            Tool::of::<simulate::SimArgs>(
-                "Broadcast workload (Maelstrom / Gossip Glomers style) with faults",
-            )
-            .tweak(simulate::tweak),
-        )
+        Some(Tool::sim::<simulate::SimArgs>(
+            "Broadcast workload (Maelstrom / Gossip Glomers style) with faults",
+        ))
     }
     fn check(&self) -> Option<Tool> {
         Some(Tool::check::<check::GossipCheck>(

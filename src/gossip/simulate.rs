@@ -8,7 +8,6 @@
 //! cluster is split into random halves every other 10 s.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -19,13 +18,14 @@ use super::check::latency_line;
 use super::topology::{Topology, build};
 use super::tuning::Tuning;
 use super::{Cmd, Gossip, Note, WordId};
-use crate::cli::{CliError, Outcome};
-use crate::config::{Cluster, NodeId};
-use crate::events::EventLog;
+use crate::check::{Property, Report};
+use crate::cli::CliError;
+use crate::config::NodeId;
 use crate::node::Rng;
-use crate::registry::Run;
+use crate::scenario::sim::Setup;
+use crate::scenario::{Defaults, Plan, Scenario, ScenarioArgs, SimRun, Simulated, Watch};
 use crate::sim::campaign;
-use crate::sim::{FaultArgs, Happening, NetArgs, Partition, Sim, Traffic};
+use crate::sim::{Happening, Partition, Sim, Traffic};
 
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "The Gossip Glomers challenge 3d/3e setting:\n  \
@@ -35,9 +35,8 @@ Reports inter-node messages per word (Maelstrom's msgs-per-op is half of it, sin
 operations are reads) and spread latency: from a word's birth until the last live node learned \
 it. Faults are written as for `dsys sim tokenring` (see its --help).")]
 pub struct SimArgs {
-    /// Number of nodes (l1..lN)
-    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub nodes: u32,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
     /// Who links with whom: line (each to the next), ring, grid (4
     /// neighbors), star (l1 the hub), tree4 (up to 4 children), random (a
     /// ring plus two random chords per node), full (everyone)
@@ -46,34 +45,15 @@ pub struct SimArgs {
     /// Words per second over the whole cluster
     #[arg(long, default_value_t = 100.0, allow_negative_numbers = true)]
     pub rate: f64,
-    /// How long nodes generate words (virtual time)
-    #[arg(long, default_value = "20s", value_parser = crate::duration::parse)]
-    pub duration: Duration,
-    /// How long to wait after that for the last words to spread
-    #[arg(long, default_value = "10s", value_parser = crate::duration::parse)]
-    pub grace: Duration,
-    #[command(flatten)]
-    pub net: NetArgs,
     /// Split the cluster into random halves every other 10 s (healed at --duration)
     #[arg(long)]
     pub partition_nemesis: bool,
     #[command(flatten)]
-    pub faults: FaultArgs,
-    #[command(flatten)]
     pub tuning: Tuning,
-    /// Seed of every random choice: the same seed gives the same run
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Write all nodes' events (virtual t_us) as JSON lines to FILE (replaced)
-    #[arg(long, value_name = "FILE")]
-    pub events: Option<PathBuf>,
 }
 
-/// `dsys sim gossip` takes 100 ms latency by default (the Glomers setting).
-pub fn tweak(cmd: clap::Command) -> clap::Command {
-    NetArgs::with_default_latency(cmd, "100ms")
-}
-
+/// What a gossip run spread: every word, its spread latency, and the words
+/// some live node never learned.
 #[derive(Debug)]
 pub struct SimSummary {
     pub words: usize,
@@ -85,15 +65,36 @@ pub struct SimSummary {
     pub lost: Vec<WordId>,
     /// Words no live node knows (every node that had them crashed).
     pub died_with_node: usize,
-    pub virtual_time: Duration,
 }
 
 impl SimSummary {
     pub fn msgs_per_word(&self) -> f64 {
         self.messages as f64 / self.words.max(1) as f64
     }
+}
 
-    pub fn render(&self) -> String {
+impl Report for SimSummary {
+    fn properties(&self) -> Vec<Property> {
+        vec![
+            Property::liveness(
+                "every word reached every live node",
+                self.lost.first().map(|w| {
+                    format!(
+                        "{} word(s) missing at some live node, e.g. {w:?}",
+                        self.lost.len()
+                    )
+                }),
+            ),
+            Property::safety(
+                "no message over the size limit",
+                (self.traffic.too_large > 0)
+                    .then(|| format!("{} messages over the size limit", self.traffic.too_large)),
+            ),
+            Property::exercised("words", self.words > 0, "no words were made"),
+        ]
+    }
+
+    fn render(&self) -> String {
         let mut out = String::new();
         let mpw = self.msgs_per_word();
         out.push_str(&format!("words: {}\n", self.words));
@@ -148,152 +149,156 @@ fn nemesis(n: usize, end: Duration, rng: &mut Rng) -> Vec<Partition> {
     out
 }
 
-/// Runs the simulation `o` describes.
-pub fn simulate(o: &SimArgs) -> Result<SimSummary, CliError> {
-    if !(o.rate > 0.0 && o.rate.is_finite()) {
-        return Err(CliError::usage(format!(
-            "--rate {}: words per second must be above 0",
-            o.rate
-        )));
-    }
-    let words = o.rate * o.duration.as_secs_f64();
-    if words > 1_000_000.0 {
-        return Err(CliError::usage(format!(
-            "--rate {} for {:?} is about {words:.0} words; a run may make at most 1,000,000",
-            o.rate, o.duration
-        )));
-    }
-    let n = o.nodes as usize;
-    let cluster = Cluster::loopback(n, 50051);
-    let mut faults = o.faults.parse(&cluster)?;
-    let net = o.net.model()?;
-    let mut params = o.tuning.params()?;
-    let mut topo_rng = Rng::seed_from_u64(o.seed ^ 0x70b0_1091);
-    let graph = build(o.topology, n, &mut topo_rng);
-    params.mean_interval = Duration::from_secs_f64(n as f64 / o.rate);
-    let list = crate::words::all();
-    let mut sim = Sim::new(cluster, net, o.seed, move |me, rng, now| {
-        Gossip::new(
-            me,
-            graph[me.index()].iter().copied(),
-            now.as_micros() as u64 + 1,
-            params.clone(),
-            list,
-            rng,
-        )
-    });
-    if let Some(p) = &o.events {
-        sim.log_to(EventLog::replace(p).map_err(|source| CliError::File {
-            file: p.clone(),
-            source,
-        })?);
-    }
-    if o.partition_nemesis {
-        faults
-            .partitions
-            .extend(nemesis(n, o.duration, &mut topo_rng));
-    }
-    for p in &mut faults.partitions {
-        p.to = p.to.min(o.duration.max(p.from + Duration::from_millis(1)));
-    }
-    faults.apply(&mut sim);
-    for id in 0..n as u32 {
-        sim.command_at(o.duration, NodeId(id), Cmd::Generate(false));
-    }
-    let mut t = Tracker {
-        born: BTreeMap::new(),
-        learned: vec![BTreeMap::new(); n],
+impl Simulated for SimArgs {
+    const ALGORITHM: &'static str = "gossip";
+    const DEFAULTS: Defaults = Defaults {
+        nodes: "25",
+        max_nodes: 1000,
+        duration: "20s",
+        // The Gossip Glomers setting.
+        latency: Some("100ms"),
+        duration_help: "How long nodes generate words (virtual time)",
     };
-    sim.run_until(o.duration.max(faults.last()), |sim, h| {
-        t.observe(sim.now(), h)
-    });
-    let deadline = sim.now() + o.grace;
-    let live = |sim: &Sim<Gossip>| -> Vec<NodeId> {
-        sim.cluster().ids().filter(|&i| sim.is_up(i)).collect()
-    };
-    let complete = |sim: &Sim<Gossip>, born: &BTreeMap<WordId, Duration>| {
-        let live = live(sim);
-        born.keys().all(|&w| {
-            let knowers = live
-                .iter()
-                .filter(|&&n| sim.machine(n).is_some_and(|m| m.knows(w)))
-                .count();
-            knowers == 0 || knowers == live.len()
-        })
-    };
-    while sim.now() < deadline && !complete(&sim, &t.born) {
-        let step = (sim.now() + Duration::from_millis(50)).min(deadline);
-        sim.run_until(step, |sim, h| t.observe(sim.now(), h));
-    }
-    sim.finish_log()
-        .map_err(|e| CliError::Failed(format!("cannot write events: {e}")))?;
+    type P = Gossip;
+    type Watch = Tracker;
 
-    let live = live(&sim);
-    let mut latencies = Vec::new();
-    let mut lost = Vec::new();
-    let mut died = 0;
-    for (&w, &t0) in &t.born {
-        let times: Vec<Duration> = live
-            .iter()
-            .filter_map(|n| t.learned[n.index()].get(&w).copied())
-            .collect();
-        if times.is_empty() {
-            died += 1;
-        } else if times.len() < live.len() {
-            lost.push(w);
-        } else if let Some(&last) = times.iter().max() {
-            latencies.push(last.saturating_sub(t0));
-        }
+    fn scenario(&self) -> &ScenarioArgs {
+        &self.scenario
     }
-    latencies.sort_unstable();
-    Ok(SimSummary {
-        words: t.born.len(),
-        messages: sim.traffic.sent,
-        traffic: sim.traffic.clone(),
-        latencies,
-        lost,
-        died_with_node: died,
-        virtual_time: sim.now(),
-    })
+
+    fn options(&self) -> Vec<String> {
+        let topology = clap::ValueEnum::to_possible_value(&self.topology)
+            .map_or_else(String::new, |v| v.get_name().to_string());
+        vec![format!("{topology} topology")]
+    }
+
+    fn validate(&self) -> Result<(), CliError> {
+        if !(self.rate > 0.0 && self.rate.is_finite()) {
+            return Err(CliError::usage(format!(
+                "--rate {}: words per second must be above 0",
+                self.rate
+            )));
+        }
+        let duration = self.scenario.duration;
+        let words = self.rate * duration.as_secs_f64();
+        if words > 1_000_000.0 {
+            return Err(CliError::usage(format!(
+                "--rate {} for {duration:?} is about {words:.0} words; a run may make at most 1,000,000",
+                self.rate
+            )));
+        }
+        Ok(())
+    }
+
+    fn setup(&self, s: &mut Scenario) -> Result<Setup<Self>, CliError> {
+        let n = s.cluster.len();
+        let mut params = self.tuning.params()?;
+        let mut topo_rng = Rng::seed_from_u64(s.seed ^ 0x70b0_1091);
+        let graph = build(self.topology, n, &mut topo_rng);
+        params.mean_interval = Duration::from_secs_f64(n as f64 / self.rate);
+        let list = crate::words::all();
+        let machine = move |me: NodeId, rng, now: Duration| {
+            Gossip::new(
+                me,
+                graph[me.index()].iter().copied(),
+                now.as_micros() as u64 + 1,
+                params.clone(),
+                list,
+                rng,
+            )
+        };
+        if self.partition_nemesis {
+            s.faults
+                .partitions
+                .extend(nemesis(n, s.duration, &mut topo_rng));
+        }
+        // Generators stop at the duration, and every partition heals by then.
+        for p in &mut s.faults.partitions {
+            p.to = p.to.min(s.duration.max(p.from + Duration::from_millis(1)));
+        }
+        let stop = s
+            .ids()
+            .into_iter()
+            .map(|id| (s.duration, id, Cmd::Generate(false)));
+        let tracker = Tracker {
+            born: BTreeMap::new(),
+            learned: vec![BTreeMap::new(); n],
+        };
+        Ok(Setup::new(machine, Plan(stop.collect()), tracker))
+    }
 }
 
 /// When each word was made, and when each node (in its current life) learned it.
-struct Tracker {
+pub struct Tracker {
     born: BTreeMap<WordId, Duration>,
     learned: Vec<BTreeMap<WordId, Duration>>,
 }
 
-impl Tracker {
-    fn observe(&mut self, now: Duration, h: Happening<Note>) {
+fn live(sim: &Sim<Gossip>) -> Vec<NodeId> {
+    sim.cluster().ids().filter(|&i| sim.is_up(i)).collect()
+}
+
+impl Watch<Gossip> for Tracker {
+    type Report = SimSummary;
+
+    fn see(&mut self, sim: &Sim<Gossip>, h: &Happening<Note>) {
         match h {
             Happening::Note(n, Note::Learned { id, from, .. }) => {
                 if from.is_none() {
-                    self.born.entry(id).or_insert(now);
+                    self.born.entry(*id).or_insert(sim.now());
                 }
-                self.learned[n.index()].insert(id, now);
+                self.learned[n.index()].insert(*id, sim.now());
             }
             Happening::Crash(n) => self.learned[n.index()].clear(),
             _ => {}
         }
     }
+
+    /// Settled once every word is known to all live nodes or to none.
+    fn settled(&self, sim: &Sim<Gossip>) -> Option<bool> {
+        let live = live(sim);
+        Some(self.born.keys().all(|&w| {
+            let knowers = live
+                .iter()
+                .filter(|&&n| sim.machine(n).is_some_and(|m| m.knows(w)))
+                .count();
+            knowers == 0 || knowers == live.len()
+        }))
+    }
+
+    fn finish(self, sim: &mut Sim<Gossip>, _end: Duration) -> SimSummary {
+        let live = live(sim);
+        let mut latencies = Vec::new();
+        let mut lost = Vec::new();
+        let mut died = 0;
+        for (&w, &t0) in &self.born {
+            let times: Vec<Duration> = live
+                .iter()
+                .filter_map(|n| self.learned[n.index()].get(&w).copied())
+                .collect();
+            if times.is_empty() {
+                died += 1;
+            } else if times.len() < live.len() {
+                lost.push(w);
+            } else if let Some(&last) = times.iter().max() {
+                latencies.push(last.saturating_sub(t0));
+            }
+        }
+        latencies.sort_unstable();
+        SimSummary {
+            words: self.born.len(),
+            messages: sim.traffic.sent,
+            traffic: sim.traffic.clone(),
+            latencies,
+            lost,
+            died_with_node: died,
+        }
+    }
 }
 
-impl Run for SimArgs {
-    fn run(self) -> Outcome {
-        let wall = std::time::Instant::now();
-        let s = simulate(&self)?;
-        println!(
-            "simulated {} node(s) ({} topology) for {:.1}s of virtual time in {:.2}s (seed {})",
-            self.nodes,
-            clap::ValueEnum::to_possible_value(&self.topology)
-                .map_or_else(String::new, |v| v.get_name().to_string()),
-            s.virtual_time.as_secs_f64(),
-            wall.elapsed().as_secs_f64(),
-            self.seed
-        );
-        print!("{}", s.render());
-        Ok(s.lost.is_empty() && s.traffic.too_large == 0)
-    }
+/// Runs the simulation `a` describes.
+pub fn simulate(a: &SimArgs) -> Result<SimRun<SimSummary>, CliError> {
+    crate::scenario::sim::simulate(a)
 }
 
 /// A random faulty scenario: 2-10 nodes, a random topology, fanout and k,
@@ -353,23 +358,5 @@ pub fn scenario(seed: u64) -> Vec<String> {
 /// A campaign's judgement: every word reached every live node, and no
 /// message was refused as too large.
 pub fn judge(args: &[String]) -> Result<(), String> {
-    let a = crate::registry::parse_args::<SimArgs>("sim", "gossip", args)?;
-    let s = simulate(&a).map_err(|e| e.to_string())?;
-    if !s.lost.is_empty() {
-        return Err(format!(
-            "{} word(s) missing at some live node, e.g. {:?}",
-            s.lost.len(),
-            s.lost[0]
-        ));
-    }
-    if s.traffic.too_large > 0 {
-        return Err(format!(
-            "{} messages over the size limit",
-            s.traffic.too_large
-        ));
-    }
-    if s.words == 0 {
-        return Err("no words were made".into());
-    }
-    Ok(())
+    crate::scenario::sim::judge::<SimArgs>(args)
 }

@@ -59,7 +59,7 @@ impl Algorithm for MulticastAlgorithm {
         ))
     }
     fn sim(&self) -> Option<Tool> {
-        Some(Tool::of::<simulate::SimArgs>(
+        Some(Tool::sim::<simulate::SimArgs>(
             "Chat workload (every node sends at random times) with faults",
         ))
     }

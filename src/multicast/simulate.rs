@@ -3,7 +3,7 @@
 //! Also the campaigns' random scenarios.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use clap::Args;
@@ -12,14 +12,14 @@ use rand::{Rng as _, SeedableRng};
 use super::check::{OrderCheck, Report};
 use super::machine::MAX_TEXT;
 use super::{Cmd, Multicast, Note};
-use crate::check::{Checker, Report as _};
-use crate::cli::{CliError, Outcome};
-use crate::config::{Cluster, NodeId};
-use crate::events::EventLog;
+use crate::check::{Checker, Property};
+use crate::cli::CliError;
+use crate::config::NodeId;
 use crate::node::Rng;
-use crate::registry::Run;
+use crate::scenario::sim::Setup;
+use crate::scenario::{Defaults, Plan, Scenario, ScenarioArgs, SimRun, Simulated, Watch};
 use crate::sim::campaign;
-use crate::sim::{FaultArgs, Happening, NetArgs, Sim};
+use crate::sim::{Happening, Sim};
 use crate::stats;
 
 #[derive(Args, Debug, Clone)]
@@ -30,28 +30,11 @@ every node life delivered a contiguous piece of one total order, with no duplica
 per-sender FIFO. The same seed gives the same run, byte for byte."
 )]
 pub struct SimArgs {
-    /// Number of nodes (l1..lN)
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub nodes: u32,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
     /// Messages per second, per node
     #[arg(long, default_value_t = 20.0, allow_negative_numbers = true)]
     pub rate: f64,
-    /// How long nodes send (virtual time)
-    #[arg(long, default_value = "10s", value_parser = crate::duration::parse)]
-    pub duration: Duration,
-    /// Extra virtual time after the workload and the last fault
-    #[arg(long, default_value = "10s", value_parser = crate::duration::parse)]
-    pub settle: Duration,
-    #[command(flatten)]
-    pub net: NetArgs,
-    #[command(flatten)]
-    pub faults: FaultArgs,
-    /// Seed of every random choice: the same seed gives the same run
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Write all nodes' events (virtual t_us) as JSON lines to FILE (replaced)
-    #[arg(long, value_name = "FILE")]
-    pub events: Option<PathBuf>,
     /// Fraction of messages that are big (0.5 to 1 MiB, up to the limit a
     /// line may have): relays of several must still fit the frame limit
     #[arg(long, default_value_t = 0.0, value_name = "P")]
@@ -62,7 +45,19 @@ pub struct SimArgs {
     pub strict: bool,
 }
 
-pub struct SimSummary {
+/// The order checker, fed every life's start, and the latency of every
+/// delivery.
+pub struct MulticastWatch {
+    check: OrderCheck,
+    sent_at: BTreeMap<(NodeId, u64), Duration>,
+    latencies: Vec<Duration>,
+    sent: u64,
+    delivered: u64,
+}
+
+/// The order checker's report, with the run's throughput and latency, and
+/// whether every live node reached the same last message.
+pub struct MulticastSim {
     pub report: Report,
     /// Lives still running at the end that did not reach the common end.
     pub behind: Vec<String>,
@@ -70,82 +65,99 @@ pub struct SimSummary {
     pub delivered: u64,
     /// Multicast-to-delivery times, over every delivery.
     pub latencies: Vec<Duration>,
-    pub messages: u64,
-    pub too_large: u64,
-    pub virtual_time: Duration,
     /// Each live node's status at the end (what its holdback queue waits for).
     pub status: Vec<String>,
+    /// Messages on the wire, and the virtual time and node count, for the
+    /// per-delivery and per-node figures.
+    messages: u64,
+    per_node_second: f64,
 }
 
-pub fn simulate(o: &SimArgs) -> Result<SimSummary, CliError> {
-    if !(0.0..=1.0).contains(&o.big) {
-        return Err(CliError::usage(format!(
-            "--big {}: a fraction of the messages, from 0 to 1",
-            o.big
-        )));
+impl std::ops::Deref for MulticastSim {
+    type Target = Report;
+    fn deref(&self) -> &Report {
+        &self.report
     }
-    if !(o.rate > 0.0 && o.rate.is_finite())
-        || o.rate * o.duration.as_secs_f64() * o.nodes as f64 > 1_000_000.0
-    {
-        return Err(CliError::usage(format!(
-            "--rate {}: messages per second must be above 0, and a run may send at most 1,000,000",
-            o.rate
-        )));
+}
+
+impl crate::check::Report for MulticastSim {
+    fn properties(&self) -> Vec<Property> {
+        let mut p = self.report.properties();
+        p.push(Property::liveness(
+            "every live node reached the common end",
+            (!self.behind.is_empty()).then(|| {
+                format!(
+                    "{:?} did not reach the common end\n{}",
+                    self.behind,
+                    self.status.join("\n")
+                )
+            }),
+        ));
+        p
     }
-    let cluster = Cluster::loopback(o.nodes as usize, 50051);
-    let faults = o.faults.parse(&cluster)?;
-    let net = o.net.model()?;
-    let members: Vec<NodeId> = cluster.ids().collect();
-    let ms = members.clone();
-    let mut sim = Sim::new(cluster, net, o.seed, move |me, _rng, now| {
-        Multicast::new(me, ms.iter().copied(), now.as_micros() as u64 + 1)
-    });
-    if let Some(p) = &o.events {
-        sim.log_to(EventLog::replace(p).map_err(|source| CliError::File {
-            file: p.clone(),
-            source,
-        })?);
-    }
-    faults.apply(&mut sim);
-    let mut rng = Rng::seed_from_u64(o.seed ^ 0x6d75_6c74);
-    for &n in &members {
-        let mut t = Duration::ZERO;
-        let mut i = 0;
-        loop {
-            let u: f64 = rng.random_range(f64::EPSILON..1.0);
-            t += Duration::from_secs_f64(-u.ln() / o.rate);
-            if t >= o.duration {
-                break;
-            }
-            i += 1;
-            let mut text = format!("{}-{i}", sim.cluster().name(n));
-            if o.big > 0.0 && rng.random_bool(o.big.min(1.0)) {
-                let size = rng.random_range(MAX_TEXT / 2..=MAX_TEXT);
-                text.push(' ');
-                text.extend(std::iter::repeat_n('x', size.saturating_sub(text.len())));
-            }
-            sim.command_at(t, n, Cmd::Send(text));
+
+    fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "messages multicast: {}; deliveries: {}; {:.0} deliveries per simulated second per node",
+            self.sent,
+            self.delivered,
+            self.delivered as f64 / self.per_node_second
+        );
+        let _ = writeln!(
+            s,
+            "delivery latency (multicast to delivery): {}",
+            stats::summary(&self.latencies, &[0.5, 0.99, 1.0])
+        );
+        let _ = writeln!(
+            s,
+            "messages on the wire: {} = {:.2} per delivery",
+            self.messages,
+            self.messages as f64 / self.delivered.max(1) as f64
+        );
+        s.push_str(&self.report.render());
+        if !self.behind.is_empty() {
+            let _ = writeln!(
+                s,
+                "STUCK: {} did not reach the common end",
+                self.behind.join(", ")
+            );
         }
+        if !self.behind.is_empty() || !self.report.ok() || !self.report.undelivered.is_empty() {
+            let _ = writeln!(s, "what each node's queue waits for at the end:");
+            for status in self.status.iter().filter(|l| !l.contains("'s peers:")) {
+                for line in status.lines() {
+                    match line.strip_prefix('(').and_then(|l| l.strip_suffix(')')) {
+                        Some(inner) => _ = writeln!(s, "  {inner}"),
+                        None => _ = writeln!(s, "  {line}"),
+                    }
+                }
+            }
+            if std::env::var_os("DSYS_DEBUG").is_some() {
+                for line in self.status.iter().filter(|l| l.contains("'s peers:")) {
+                    let _ = writeln!(s, "  {line}");
+                }
+            }
+        }
+        s
     }
-    let end = o.duration.max(faults.last()) + o.settle;
-    let mut check = OrderCheck::default().exact_ends();
-    for &n in &members {
-        check.new_life(sim.cluster().name(n));
-    }
-    let mut sent_at: BTreeMap<(NodeId, u64), Duration> = BTreeMap::new();
-    let mut latencies = Vec::new();
-    let (mut sent, mut delivered) = (0, 0);
-    sim.run_until(end, |sim, h| {
+}
+
+impl Watch<Multicast> for MulticastWatch {
+    type Report = MulticastSim;
+
+    fn see(&mut self, sim: &Sim<Multicast>, h: &Happening<Note>) {
         let now = sim.now();
-        match &h {
+        match h {
             Happening::Note(n, Note::Multicast { seq, .. }) => {
-                sent += 1;
-                sent_at.insert((*n, *seq), now);
+                self.sent += 1;
+                self.sent_at.insert((*n, *seq), now);
             }
             Happening::Note(_, Note::Deliver { origin, seq, .. }) => {
-                delivered += 1;
-                if let Some(&t) = sent_at.get(&(*origin, *seq)) {
-                    latencies.push(now - t);
+                self.delivered += 1;
+                if let Some(&t) = self.sent_at.get(&(*origin, *seq)) {
+                    self.latencies.push(now - t);
                 }
             }
             _ => {}
@@ -153,121 +165,172 @@ pub fn simulate(o: &SimArgs) -> Result<SimSummary, CliError> {
         match h {
             // A restart begins a new life (the checker's `Start`).
             Happening::Restart(n) => {
-                check.new_life(sim.cluster().name(n));
+                self.check.new_life(sim.cluster().name(*n));
             }
             h => {
                 if let Some(r) = h.record(sim.cluster(), now) {
-                    check.record(&r);
+                    self.check.record(&r);
                 }
             }
         }
-    });
-    for &n in &members {
-        sim.command_at(end, n, Cmd::Status);
     }
-    let mut status = Vec::new();
-    sim.run_until(end, |sim, h| {
-        if let Happening::Note(n, note @ Note::Status { .. }) = h
-            && let Some(line) = crate::node::Note::line(&note, sim.cluster())
-        {
-            status.push(format!("{}: {line}", sim.cluster().name(n)));
+
+    fn finish(mut self, sim: &mut Sim<Multicast>, end: Duration) -> MulticastSim {
+        let members: Vec<NodeId> = sim.cluster().ids().collect();
+        for &n in &members {
+            sim.command_at(end, n, Cmd::Status);
         }
-    });
-    for &n in &members {
-        if let Some(m) = sim.machine(n) {
-            status.push(format!(
-                "{}'s peers:\n{}",
-                sim.cluster().name(n),
-                m.describe_peers(sim.cluster())
-            ));
-        }
-    }
-    sim.finish_log()
-        .map_err(|e| CliError::Failed(format!("cannot write events: {e}")))?;
-    let report = check.report();
-    // Every life still running must have reached the same last message.
-    let lives = check.lives();
-    let last = lives
-        .iter()
-        .filter(|l| !l.crashed)
-        .filter_map(|l| l.delivered.last())
-        .max_by_key(|id| {
-            lives
-                .iter()
-                .filter(|l| l.delivered.last() == Some(id))
-                .count()
+        let mut status = Vec::new();
+        sim.run_until(end, |sim, h| {
+            if let Happening::Note(n, note @ Note::Status { .. }) = h
+                && let Some(line) = crate::node::Note::line(&note, sim.cluster())
+            {
+                status.push(format!("{}: {line}", sim.cluster().name(n)));
+            }
         });
-    let behind = lives
-        .iter()
-        .filter(|l| !l.crashed && !l.delivered.is_empty() && l.delivered.last() != last)
-        .filter(|l| sim.cluster().id(&l.node).is_some_and(|id| sim.is_up(id)))
-        .map(|l| l.node.clone())
-        .collect();
-    latencies.sort_unstable();
-    Ok(SimSummary {
-        report,
-        behind,
-        sent,
-        delivered,
-        latencies,
-        messages: sim.traffic.sent,
-        too_large: sim.traffic.too_large,
-        virtual_time: sim.now(),
-        status,
-    })
+        for &n in &members {
+            if let Some(m) = sim.machine(n) {
+                status.push(format!(
+                    "{}'s peers:\n{}",
+                    sim.cluster().name(n),
+                    m.describe_peers(sim.cluster())
+                ));
+            }
+        }
+        let report = self.check.report();
+        // Every life still running must have reached the same last message.
+        let lives = self.check.lives();
+        let last = lives
+            .iter()
+            .filter(|l| !l.crashed)
+            .filter_map(|l| l.delivered.last())
+            .max_by_key(|id| {
+                lives
+                    .iter()
+                    .filter(|l| l.delivered.last() == Some(id))
+                    .count()
+            });
+        let behind = lives
+            .iter()
+            .filter(|l| !l.crashed && !l.delivered.is_empty() && l.delivered.last() != last)
+            .filter(|l| sim.cluster().id(&l.node).is_some_and(|id| sim.is_up(id)))
+            .map(|l| l.node.clone())
+            .collect();
+        self.latencies.sort_unstable();
+        MulticastSim {
+            report,
+            behind,
+            sent: self.sent,
+            delivered: self.delivered,
+            latencies: self.latencies,
+            status,
+            messages: sim.traffic.sent,
+            per_node_second: sim.now().as_secs_f64().max(1e-9) * members.len() as f64,
+        }
+    }
 }
 
-impl Run for SimArgs {
-    fn run(self) -> Outcome {
-        let wall = std::time::Instant::now();
-        let s = simulate(&self)?;
-        println!(
-            "simulated {} node(s) for {:.1}s of virtual time in {:.2}s (seed {})",
-            self.nodes,
-            s.virtual_time.as_secs_f64(),
-            wall.elapsed().as_secs_f64(),
-            self.seed
-        );
-        println!(
-            "messages multicast: {}; deliveries: {}; {:.0} deliveries per simulated second per node",
-            s.sent,
-            s.delivered,
-            s.delivered as f64 / s.virtual_time.as_secs_f64().max(1e-9) / self.nodes as f64
-        );
-        println!(
-            "delivery latency (multicast to delivery): {}",
-            stats::summary(&s.latencies, &[0.5, 0.99, 1.0])
-        );
-        println!(
-            "messages on the wire: {} = {:.2} per delivery",
-            s.messages,
-            s.messages as f64 / s.delivered.max(1) as f64
-        );
-        print!("{}", s.report.render());
-        if !s.behind.is_empty() {
-            println!(
-                "STUCK: {} did not reach the common end",
-                s.behind.join(", ")
-            );
-        }
-        if !s.behind.is_empty() || !s.report.ok() || !s.report.undelivered.is_empty() {
-            println!("what each node's queue waits for at the end:");
-            for status in s.status.iter().filter(|l| !l.contains("'s peers:")) {
-                for line in status.lines() {
-                    match line.strip_prefix('(').and_then(|l| l.strip_suffix(')')) {
-                        Some(inner) => println!("  {inner}"),
-                        None => println!("  {line}"),
-                    }
-                }
-            }
-            if std::env::var_os("DSYS_DEBUG").is_some() {
-                for line in s.status.iter().filter(|l| l.contains("'s peers:")) {
-                    println!("  {line}");
-                }
-            }
-        }
-        Ok(s.report.verdict().passed(self.strict) && (s.behind.is_empty() || !self.strict))
+impl Simulated for SimArgs {
+    const ALGORITHM: &'static str = "multicast";
+    const DEFAULTS: Defaults = Defaults {
+        nodes: "3",
+        max_nodes: 64,
+        duration: "10s",
+        latency: None,
+        duration_help: "How long nodes send (virtual time)",
+    };
+    type P = Multicast;
+    type Watch = MulticastWatch;
+
+    fn scenario(&self) -> &ScenarioArgs {
+        &self.scenario
     }
+
+    fn strict(&self) -> bool {
+        self.strict
+    }
+
+    fn validate(&self) -> Result<(), CliError> {
+        let o = &self.scenario;
+        if !(0.0..=1.0).contains(&self.big) {
+            return Err(CliError::usage(format!(
+                "--big {}: a fraction of the messages, from 0 to 1",
+                self.big
+            )));
+        }
+        if !(self.rate > 0.0 && self.rate.is_finite())
+            || self.rate * o.duration.as_secs_f64() * o.nodes as f64 > 1_000_000.0
+        {
+            return Err(CliError::usage(format!(
+                "--rate {}: messages per second must be above 0, and a run may send at most 1,000,000",
+                self.rate
+            )));
+        }
+        Ok(())
+    }
+
+    fn setup(&self, s: &mut Scenario) -> Result<Setup<Self>, CliError> {
+        let members = s.ids();
+        let ms = members.clone();
+        let machine = move |me, _rng, now: Duration| {
+            Multicast::new(me, ms.iter().copied(), now.as_micros() as u64 + 1)
+        };
+        Ok(Setup::new(
+            machine,
+            Plan(self.chatter(s)),
+            MulticastWatch::new(s),
+        ))
+    }
+}
+
+impl SimArgs {
+    /// Every node's messages at Poisson times until the duration; some big.
+    fn chatter(&self, s: &Scenario) -> Vec<(Duration, NodeId, Cmd)> {
+        let mut rng = Rng::seed_from_u64(s.seed ^ 0x6d75_6c74);
+        let mut plan = Vec::new();
+        for n in s.ids() {
+            let mut t = Duration::ZERO;
+            let mut i = 0;
+            loop {
+                let u: f64 = rng.random_range(f64::EPSILON..1.0);
+                t += Duration::from_secs_f64(-u.ln() / self.rate);
+                if t >= s.duration {
+                    break;
+                }
+                i += 1;
+                let mut text = format!("{}-{i}", s.cluster.name(n));
+                if self.big > 0.0 && rng.random_bool(self.big.min(1.0)) {
+                    let size = rng.random_range(MAX_TEXT / 2..=MAX_TEXT);
+                    text.push(' ');
+                    text.extend(std::iter::repeat_n('x', size.saturating_sub(text.len())));
+                }
+                plan.push((t, n, Cmd::Send(text)));
+            }
+        }
+        plan
+    }
+}
+
+impl MulticastWatch {
+    /// Every node begins its first life at the start.
+    fn new(s: &Scenario) -> Self {
+        let mut check = OrderCheck::default().exact_ends();
+        for n in s.ids() {
+            check.new_life(s.cluster.name(n));
+        }
+        MulticastWatch {
+            check,
+            sent_at: BTreeMap::new(),
+            latencies: Vec::new(),
+            sent: 0,
+            delivered: 0,
+        }
+    }
+}
+
+/// Runs the simulation `a` describes.
+pub fn simulate(a: &SimArgs) -> Result<SimRun<MulticastSim>, CliError> {
+    crate::scenario::sim::simulate(a)
 }
 
 /// A random faulty scenario: 2-5 nodes, latency that lets messages
@@ -319,29 +382,5 @@ pub fn scenario(seed: u64) -> Vec<String> {
 /// A campaign's judgement: one total order, nothing lost, every live node
 /// at the same end.
 pub fn judge(args: &[String]) -> Result<(), String> {
-    let a = crate::registry::parse_args::<SimArgs>("sim", "multicast", args)?;
-    let s = simulate(&a).map_err(|e| e.to_string())?;
-    if !s.report.ok() {
-        return Err(s.report.problems[..s.report.problems.len().min(3)].join("; "));
-    }
-    if let Some(u) = s.report.undelivered.first() {
-        return Err(format!(
-            "{} message(s) not delivered everywhere, e.g. {}#{} (missing at {:?})",
-            s.report.undelivered.len(),
-            u.id.0,
-            u.id.1,
-            u.missing_at
-        ));
-    }
-    if !s.behind.is_empty() {
-        return Err(format!(
-            "{:?} did not reach the common end\n{}",
-            s.behind,
-            s.status.join("\n")
-        ));
-    }
-    if s.too_large > 0 {
-        return Err(format!("{} messages over the size limit", s.too_large));
-    }
-    Ok(())
+    crate::scenario::sim::judge::<SimArgs>(args)
 }

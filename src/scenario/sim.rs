@@ -47,6 +47,12 @@ pub trait Simulated: Args + FromArgMatches + Sized {
 /// it boots at (a restart boots later than the node's earlier life).
 pub type Factory<P> = Box<dyn FnMut(NodeId, Rng, std::time::Duration) -> P>;
 
+/// Changes an algorithm schedules on the simulator itself (a ring rewired).
+pub type Schedule<P> = Box<dyn FnOnce(&mut Sim<P>)>;
+
+/// What `dsys sim <algorithm>` reports: its watch's report.
+pub type SimReport<S> = <<S as Simulated>::Watch as Watch<<S as Simulated>::P>>::Report;
+
 /// What a simulated run is made of.
 pub struct Setup<S: Simulated> {
     pub machine: Factory<S::P>,
@@ -55,7 +61,7 @@ pub struct Setup<S: Simulated> {
     /// Changes of the algorithm's own, scheduled after the faults (a ring
     /// rewired), and the time the last of them (or of the workload's own
     /// plans) happens: the run goes on at least until then.
-    pub schedule: Option<Box<dyn FnOnce(&mut Sim<S::P>)>>,
+    pub schedule: Option<Schedule<S::P>>,
     pub busy_until: Duration,
 }
 
@@ -121,9 +127,7 @@ pub struct SimRun<R> {
 const SETTLE_STEP: Duration = Duration::from_millis(50);
 
 /// Runs the simulation `a` describes.
-pub fn simulate<S: Simulated>(
-    a: &S,
-) -> Result<SimRun<<S::Watch as Watch<S::P>>::Report>, CliError> {
+pub fn simulate<S: Simulated>(a: &S) -> Result<SimRun<SimReport<S>>, CliError> {
     a.validate()?;
     let mut s = Scenario::from_args(a.scenario())?;
     let Setup {
