@@ -103,6 +103,10 @@ fn run_sim<S: crate::scenario::Simulated>(m: &ArgMatches) -> Outcome {
     crate::scenario::sim::run(S::from_arg_matches(m).map_err(|e| CliError::Usage(e.to_string()))?)
 }
 
+fn run_demo<D: crate::scenario::Demo>(m: &ArgMatches) -> Outcome {
+    crate::scenario::real::run(D::from_arg_matches(m).map_err(|e| CliError::Usage(e.to_string()))?)
+}
+
 impl Tool {
     /// A tool whose arguments and behaviour are `A`.
     pub fn of<A: Run>(about: &'static str) -> Tool {
@@ -121,6 +125,16 @@ impl Tool {
             build: crate::scenario::sim::command::<S>,
             tweak: None,
             run: run_sim::<S>,
+        }
+    }
+
+    /// `dsys demo <algorithm>`: the demo `D` on real nodes in this process.
+    pub fn demo<D: crate::scenario::Demo>(about: &'static str) -> Tool {
+        Tool {
+            about,
+            build: crate::scenario::real::command::<D>,
+            tweak: None,
+            run: run_demo::<D>,
         }
     }
 

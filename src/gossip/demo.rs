@@ -4,197 +4,163 @@
 //! everyone's events ends it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::PathBuf;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use rand::SeedableRng;
 use rand::seq::IndexedRandom as _;
-use tokio::sync::mpsc;
 
 use super::check::GossipCheck;
 use super::topology::{Topology, build};
 use super::{Cmd, Gossip, Note, Params, WordId};
-use crate::check::{Report, check};
-use crate::cli::{CliError, Outcome, block_on};
-use crate::config::NodeId;
-use crate::demo::{Nodes, Stage, local_cluster};
-use crate::events::{Common, SharedFile, read_files, wall_us};
+use crate::cli::CliError;
+use crate::config::{Cluster, NodeId};
+use crate::events::wall_us;
 use crate::node::{Note as _, Rng};
-use crate::output::Output;
-use crate::registry::Run;
+use crate::scenario::{Demo, DemoDefaults, Plan, RealArgs, Spectator, Staging};
+use crate::sim::Happening;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Number of nodes (3 to 6 with the built-in ports)
-    #[arg(short = 'n', long = "nodes", default_value_t = 5, value_parser = clap::value_parser!(u32).range(3..=6))]
-    pub nodes: u32,
-    /// How long the demo runs
-    #[arg(long, default_value = "20s", value_parser = crate::duration::parse)]
-    pub duration: Duration,
+    #[command(flatten)]
+    pub real: RealArgs,
     /// Who links with whom: line (each to the next), ring, grid (4
     /// neighbors), star (l1 the hub), tree4 (up to 4 children), random (a
     /// ring plus two random chords per node), full (everyone)
     #[arg(long, value_enum, default_value_t = Topology::Random)]
     pub topology: Topology,
-    /// Write events as JSON lines to FILE (default: a temporary file)
-    #[arg(long, value_name = "FILE")]
-    pub events: Option<PathBuf>,
 }
 
-impl Run for DemoArgs {
-    fn run(self) -> Outcome {
-        block_on(run(self))?
-    }
+/// Which words each live node knows: the demo's tally every two seconds.
+#[derive(Default)]
+struct Tally {
+    known: BTreeMap<NodeId, BTreeSet<WordId>>,
+    all: BTreeSet<WordId>,
 }
 
-async fn run(o: DemoArgs) -> Outcome {
-    let cluster =
-        Arc::new(local_cluster(o.nodes as usize).map_err(|e| CliError::Failed(e.to_string()))?);
-    let mut rng = Rng::from_os_rng();
-    let graph = build(o.topology, o.nodes as usize, &mut rng);
-    let path = o.events.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("dsys-demo-gossip-{}.jsonl", std::process::id()))
-    });
-    let file = SharedFile::create(&path).map_err(|source| CliError::File {
-        file: path.clone(),
-        source,
-    })?;
-    let mut demo_log = file.log();
-    let params = Params {
-        mean_interval: Duration::from_millis(1000),
-        anti_entropy: Duration::from_secs(1),
-        ..Params::default()
-    };
-    let stage = Stage::new();
-    let (tx, mut notes) = mpsc::channel::<(NodeId, Note)>(4096);
-    println!(
-        "demo: {} gossip nodes on loopback, {} topology, each making a word about every {:.1}s; {:.0}s",
-        o.nodes,
-        clap::ValueEnum::to_possible_value(&o.topology)
-            .map_or_else(|| format!("{:?}", o.topology), |v| v.get_name().to_string()),
-        params.mean_interval.as_secs_f64(),
-        o.duration.as_secs_f64()
-    );
-    for id in cluster.ids() {
-        let ns: Vec<&str> = graph[id.index()].iter().map(|&n| cluster.name(n)).collect();
-        println!(
-            "  {} ({}) -- {}",
-            cluster.name(id),
-            cluster.addr(id),
-            ns.join(", ")
-        );
-    }
-    let mut nodes: Nodes<Gossip> = Nodes::new(cluster.clone());
-    let start = async |nodes: &mut Nodes<Gossip>, id: NodeId| {
-        let tx = tx.clone();
-        let present = move |note: &Note, _: &mut dyn Write| {
-            let _ = tx.blocking_send((id, note.clone()));
-        };
-        let neighbors: Vec<NodeId> = graph[id.index()].iter().copied().collect();
-        let machine = Gossip::new(
-            id,
-            neighbors,
-            wall_us(),
-            params.clone(),
-            crate::words::all(),
-            Rng::from_os_rng(),
-        );
-        nodes
-            .start(
-                id,
-                machine,
-                Output::start(cluster.clone(), id, Some(file.log()), present),
-            )
-            .await
-    };
-    for id in cluster.ids() {
-        start(&mut nodes, id).await?;
-    }
-
-    let kill_at = o.duration.mul_f64(0.35);
-    let restart_at = o.duration.mul_f64(0.55);
-    let quiet_at = o.duration.saturating_sub(Duration::from_secs(5));
-    let victim = *cluster
-        .ids()
-        .collect::<Vec<_>>()
-        .choose(&mut rng)
-        .ok_or(CliError::Failed("no nodes".into()))?;
-    let mut phase = 0;
-    let mut known: BTreeMap<NodeId, BTreeSet<WordId>> = BTreeMap::new();
-    let mut all: BTreeSet<WordId> = BTreeSet::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut next_report = Duration::from_secs(2);
-    loop {
-        tokio::select! {
-            Some((id, note)) = notes.recv() => match note {
-                Note::Learned { id: w, text, from } => {
-                    all.insert(w);
-                    known.entry(id).or_default().insert(w);
-                    if from.is_none() {
-                        stage.line(cluster.name(id), &format!("made {text:?}"));
-                    }
-                }
-                other => {
-                    if let Some(line) = other.line(&cluster) {
-                        stage.line(cluster.name(id), &line);
-                    }
-                }
-            },
-            _ = tick.tick() => {
-                let now = stage.elapsed();
-                if now >= o.duration {
-                    break;
-                }
-                if phase == 0 && now >= kill_at {
-                    nodes.kill(victim).await;
-                    known.remove(&victim);
-                    let _ = demo_log.write(wall_us(), cluster.name(victim), &Common::Crash);
-                    let _ = demo_log.flush();
-                    stage.headline(&format!("killed {} (its words and links are gone with it)", cluster.name(victim)));
-                    phase = 1;
-                } else if phase == 1 && now >= restart_at {
-                    let _ = demo_log.write(wall_us(), cluster.name(victim), &Common::Restart);
-                    let _ = demo_log.flush();
-                    start(&mut nodes, victim).await?;
-                    stage.headline(&format!("restarted {} with no state; anti-entropy will catch it up", cluster.name(victim)));
-                    phase = 2;
-                } else if phase == 2 && now >= quiet_at {
-                    for id in cluster.ids() {
-                        nodes.send(id, Cmd::Generate(false));
-                    }
-                    stage.headline("generators off; letting the last words spread");
-                    phase = 3;
-                }
-                if now >= next_report {
-                    next_report += Duration::from_secs(2);
-                    let live: Vec<NodeId> = cluster.ids().filter(|&i| nodes.is_up(i)).collect();
-                    let everywhere = all
-                        .iter()
-                        .filter(|w| live.iter().all(|n| known.get(n).is_some_and(|k| k.contains(w))))
-                        .count();
-                    stage.line(
-                        "demo",
-                        &format!("{} words so far; {} of them known at all {} live nodes", all.len(), everywhere, live.len()),
-                    );
-                }
+impl Spectator<Gossip> for Tally {
+    fn see(&mut self, h: &Happening<Note>) {
+        match h {
+            Happening::Note(node, Note::Learned { id, .. }) => {
+                self.all.insert(*id);
+                self.known.entry(*node).or_default().insert(*id);
             }
+            Happening::Crash(node) => {
+                self.known.remove(node);
+            }
+            _ => {}
         }
     }
-    nodes.stop_all().await;
-    drop(demo_log);
-    let records =
-        read_files(std::slice::from_ref(&path)).map_err(|e| CliError::Failed(e.to_string()))?;
-    let coverage = check::<GossipCheck>(&records);
-    stage.flush();
-    println!("--- verdict ---");
-    print!("{}", coverage.render());
-    println!(
-        "events: {} (check again with `dsys check gossip {}`)",
-        path.display(),
-        path.display()
-    );
-    Ok(coverage.verdict().passed(false))
+
+    fn progress(&self, live: &[NodeId]) -> Option<String> {
+        let everywhere = self
+            .all
+            .iter()
+            .filter(|w| {
+                live.iter()
+                    .all(|n| self.known.get(n).is_some_and(|k| k.contains(w)))
+            })
+            .count();
+        Some(format!(
+            "{} words so far; {} of them known at all {} live nodes",
+            self.all.len(),
+            everywhere,
+            live.len()
+        ))
+    }
+}
+
+impl Demo for DemoArgs {
+    const ALGORITHM: &'static str = "gossip";
+    const DEFAULTS: DemoDefaults = DemoDefaults {
+        nodes: "5",
+        min_nodes: 3,
+        duration: "20s",
+        duration_help: None,
+        crash_at: 0.35,
+        restart_at: 0.55,
+    };
+    type P = Gossip;
+    type Check = GossipCheck;
+
+    fn real(&self) -> &RealArgs {
+        &self.real
+    }
+
+    fn stage(&self, cluster: &Arc<Cluster>) -> Result<Staging<Gossip>, CliError> {
+        let mut rng = Rng::from_os_rng();
+        let graph = build(self.topology, cluster.len(), &mut rng);
+        let params = Params {
+            mean_interval: Duration::from_millis(1000),
+            anti_entropy: Duration::from_secs(1),
+            ..Params::default()
+        };
+        let duration = self.real.duration;
+        let mut intro = format!(
+            "demo: {} gossip nodes on loopback, {} topology, each making a word about every {:.1}s; {:.0}s",
+            cluster.len(),
+            clap::ValueEnum::to_possible_value(&self.topology).map_or_else(
+                || format!("{:?}", self.topology),
+                |v| v.get_name().to_string()
+            ),
+            params.mean_interval.as_secs_f64(),
+            duration.as_secs_f64()
+        );
+        for id in cluster.ids() {
+            let ns: Vec<&str> = graph[id.index()].iter().map(|&n| cluster.name(n)).collect();
+            let _ = write!(
+                intro,
+                "\n  {} ({}) -- {}",
+                cluster.name(id),
+                cluster.addr(id),
+                ns.join(", ")
+            );
+        }
+        let ids: Vec<NodeId> = cluster.ids().collect();
+        let victim = *ids
+            .choose(&mut rng)
+            .ok_or(CliError::Failed("no nodes".into()))?;
+        let quiet_at = duration.saturating_sub(Duration::from_secs(5));
+        let stop = ids.iter().map(|&id| (quiet_at, id, Cmd::Generate(false)));
+        Ok(Staging {
+            intro,
+            machine: Box::new(move |id| {
+                Gossip::new(
+                    id,
+                    graph[id.index()].iter().copied().collect::<Vec<_>>(),
+                    wall_us(),
+                    params.clone(),
+                    crate::words::all(),
+                    Rng::from_os_rng(),
+                )
+            }),
+            workload: Box::new(Plan(stop.collect())),
+            spectator: Box::new(Tally::default()),
+            victim,
+            headlines: vec![(
+                quiet_at,
+                "generators off; letting the last words spread".into(),
+            )],
+        })
+    }
+
+    fn line(cluster: &Cluster, _id: NodeId, note: &Note) -> Option<String> {
+        match note {
+            Note::Learned {
+                text, from: None, ..
+            } => Some(format!("made {text:?}")),
+            Note::Learned { .. } => None,
+            other => other.line(cluster),
+        }
+    }
+
+    fn killed(name: &str) -> String {
+        format!("killed {name} (its words and links are gone with it)")
+    }
+
+    fn restarted(name: &str) -> String {
+        format!("restarted {name} with no state; anti-entropy will catch it up")
+    }
 }

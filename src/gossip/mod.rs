@@ -55,7 +55,7 @@ impl Algorithm for GossipAlgorithm {
         Some(Tool::of::<cli::NodeArgs>(self.about()))
     }
     fn demo(&self) -> Option<Tool> {
-        Some(Tool::of::<demo::DemoArgs>(
+        Some(Tool::demo::<demo::DemoArgs>(
             "Gossip: words spreading over a printed topology, one node killed and restarted",
         ))
     }

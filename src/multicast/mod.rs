@@ -54,7 +54,7 @@ impl Algorithm for MulticastAlgorithm {
         Some(Tool::of::<cli::NodeArgs>(self.about()))
     }
     fn demo(&self) -> Option<Tool> {
-        Some(Tool::of::<demo::DemoArgs>(
+        Some(Tool::demo::<demo::DemoArgs>(
             "Multicast: every node chats at random times; one crashes and rejoins; all checked",
         ))
     }

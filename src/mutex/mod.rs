@@ -53,7 +53,7 @@ impl Algorithm for MutexAlgorithm {
         Some(Tool::of::<cli::NodeArgs>(self.about()))
     }
     fn demo(&self) -> Option<Tool> {
-        Some(Tool::of::<demo::DemoArgs>(
+        Some(Tool::demo::<demo::DemoArgs>(
             "Ricart-Agrawala: random lock/unlock, one node killed and restarted",
         ))
     }

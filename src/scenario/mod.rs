@@ -8,7 +8,7 @@
 //!
 //! An algorithm provides its machine, its workload, and a small
 //! [`Simulated`] (its `dsys sim` flags and what to watch) and
-//! [`real::Demo`] (what its demo shows); this module owns the rest.
+//! [`Demo`] (what its demo shows); this module owns the rest.
 //!
 //! * `sim`  — the scenario on the simulator: `dsys sim <algorithm>`, judges.
 //! * `real` — the scenario on real nodes: `dsys demo <algorithm>`.
@@ -134,4 +134,5 @@ impl<P: Protocol> Workload<P> for Plan<P> {
     }
 }
 
+pub use real::{Demo, DemoDefaults, RealArgs, Spectator, Staging};
 pub use sim::{Checked, SimRun, Simulated, Watch};

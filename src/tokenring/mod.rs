@@ -60,7 +60,7 @@ impl Algorithm for TokenRingAlgorithm {
         Some(Tool::of::<cli::NodeArgs>(self.about()))
     }
     fn demo(&self) -> Option<Tool> {
-        Some(Tool::of::<demo::DemoArgs>(
+        Some(Tool::demo::<demo::DemoArgs>(
             "Token ring: start, random lock/unlock, one node killed and restarted",
         ))
     }
