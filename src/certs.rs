@@ -82,7 +82,7 @@ fn san(name: &str) -> Result<SanType, CliError> {
 fn init(a: &InitArgs) -> Outcome {
     make(&a.dir, &a.nodes, &a.hosts)?;
     println!("Give each host ca.pem and its own NAME.pem and NAME.key; keep ca.key off the nodes.");
-    Ok(true)
+    Ok(crate::cli::Ended::Passed)
 }
 
 /// Makes the CA and a certificate per name of `nodes` in `dir` (each also

@@ -1,8 +1,8 @@
 //! The binary's edge: the error type every command returns (with its exit
 //! code), the tokio runtime, and where logs go.
 //!
-//! Exit codes: 0 fine, 1 a check failed or a run broke, 2 bad command line,
-//! config or file (fixed by the user).
+//! Exit codes ([`EXIT_CODES`], shown by `dsys --help`): 0 done, 1 a check
+//! failed or a run broke, 2 the user's input (command line, config, file).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -77,15 +77,43 @@ impl CliError {
     }
 }
 
-impl From<String> for CliError {
-    fn from(s: String) -> CliError {
-        CliError::Usage(s)
+/// How a command that ran to its end ended: exit 0 or exit 1. (An error,
+/// [`CliError`], carries its own code.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Done, and every check passed: exit 0.
+    Passed,
+    /// A check failed, or the run exercised nothing: exit 1.
+    CheckFailed,
+}
+
+impl Ended {
+    pub fn passed_if(passed: bool) -> Ended {
+        if passed {
+            Ended::Passed
+        } else {
+            Ended::CheckFailed
+        }
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Ended::Passed => 0,
+            Ended::CheckFailed => 1,
+        }
     }
 }
 
-/// What a command returns: `Ok(true)` exit 0, `Ok(false)` exit 1 (a check
-/// failed, a demo exercised nothing), `Err` its exit code.
-pub type Outcome = Result<bool, CliError>;
+/// What a command returns: how it ended, or the error that stopped it.
+pub type Outcome = Result<Ended, CliError>;
+
+/// The exit codes, as `dsys --help` lists them.
+pub const EXIT_CODES: &str = "Exit codes:
+  0  done (and every check passed)
+  1  a check failed (a property was violated, or the run exercised nothing),
+     or something broke while running
+  2  your input: the command line, a config or peers file, an events file, an
+     address (the message names it)";
 
 /// Runs `fut` on a single-threaded tokio runtime (a node's work is one
 /// state machine; one thread avoids cross-thread wakeups on every message).

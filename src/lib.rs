@@ -3,7 +3,8 @@
 //! verify what happened.
 //!
 //! # Layout
-//! * `registry`  — the list of algorithms (one line each) and the command line built from it.
+//! * `tool`      — what an algorithm implements to be a command (`Algorithm`, `Tool`).
+//! * `registry`  — the command line built from `main.rs`'s list of algorithms.
 //! * `node`      — the state-machine contract: `Protocol`, `Out`, `Effect`, `Note`.
 //! * `config`    — `machines.txt` / `peers.json`: the `Cluster` and its `NodeId`s.
 //! * `net`       — the transport: opaque messages over FIFO links (gRPC; channels for tests).
@@ -53,5 +54,6 @@ pub mod share;
 pub mod sim;
 pub mod stats;
 pub mod tokenring;
+pub mod tool;
 pub mod ui;
 pub mod words;

@@ -43,10 +43,10 @@ pub struct BenchArgs {
     pub clients: Vec<usize>,
 }
 
-impl crate::registry::Run for BenchArgs {
+impl crate::tool::Run for BenchArgs {
     fn run(self) -> Outcome {
         crate::cli::block_on_threads(bench(self))?.map_err(CliError::Failed)?;
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 

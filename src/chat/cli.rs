@@ -54,10 +54,10 @@ pub struct ServerArgs {
     pub tls_name: String,
 }
 
-impl crate::registry::Run for ServerArgs {
+impl crate::tool::Run for ServerArgs {
     fn run(self) -> Outcome {
         crate::cli::block_on_threads(server(self))??;
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 
@@ -169,10 +169,10 @@ pub struct ClientArgs {
     pub tls_name: Option<String>,
 }
 
-impl crate::registry::Run for ClientArgs {
+impl crate::tool::Run for ClientArgs {
     fn run(self) -> Outcome {
         block_on(client(self))??;
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 

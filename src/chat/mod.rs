@@ -32,7 +32,7 @@ pub mod wire_server;
 use clap::{Args, Subcommand};
 
 use crate::cli::Outcome;
-use crate::registry::{Algorithm, Run, Tool};
+use crate::tool::{Algorithm, Run, Tool};
 
 #[derive(Args, Debug)]
 pub struct ChatArgs {
@@ -57,7 +57,7 @@ impl Run for ChatArgs {
     }
 }
 
-/// The chat in the registry.
+/// The chat on the command line (`main.rs` lists it).
 pub struct ChatAlgorithm;
 
 impl Algorithm for ChatAlgorithm {

@@ -165,9 +165,9 @@ pub async fn run(a: NodeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-impl crate::registry::Run for NodeArgs {
+impl crate::tool::Run for NodeArgs {
     fn run(self) -> crate::cli::Outcome {
         block_on(run(self))??;
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }

@@ -39,7 +39,7 @@ pub use note::Note;
 use clap::{Args, Subcommand};
 
 use crate::cli::Outcome;
-use crate::registry::{Algorithm, Run, Tool};
+use crate::tool::{Algorithm, Run, Tool};
 
 /// `dsys clocks`: one machine (`dsys clocks NAME`), or a tool of the model.
 #[derive(Args, Debug)]
@@ -74,7 +74,7 @@ impl Run for ClocksArgs {
     }
 }
 
-/// The clock model in the registry.
+/// The clock model on the command line (`main.rs` lists it).
 pub struct ClocksAlgorithm;
 
 const NODE_HELP: &str = "One model machine per terminal:\n  \

@@ -30,11 +30,11 @@ pub struct ReportArgs {
     pub dir: PathBuf,
 }
 
-impl crate::registry::Run for ReportArgs {
+impl crate::tool::Run for ReportArgs {
     fn run(self) -> Outcome {
         let path = write(&self.dir)?;
         println!("report: {}", path.display());
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 

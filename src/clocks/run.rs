@@ -119,7 +119,7 @@ fn one_run(
     Ok(())
 }
 
-impl crate::registry::Run for RunArgs {
+impl crate::tool::Run for RunArgs {
     fn run(self) -> Outcome {
         let a = &self.runs;
         clear_runs(&self.out)?;
@@ -158,6 +158,6 @@ impl crate::registry::Run for RunArgs {
         bar.finish_and_clear();
         let report = super::report::write(&self.out)?;
         println!("report: {}", report.display());
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }

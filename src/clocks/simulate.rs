@@ -181,7 +181,7 @@ pub fn summary_line(run: &Run) -> String {
     )
 }
 
-impl crate::registry::Run for SimArgs {
+impl crate::tool::Run for SimArgs {
     fn run(self) -> Outcome {
         let a = self.runs;
         clear_runs(&self.out)?;
@@ -209,7 +209,7 @@ impl crate::registry::Run for SimArgs {
             self.out.display(),
             report.display()
         );
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 
@@ -324,7 +324,7 @@ pub fn sweep_cells(a: &SweepArgs) -> Vec<Cell> {
     cells
 }
 
-impl crate::registry::Run for SweepArgs {
+impl crate::tool::Run for SweepArgs {
     fn run(self) -> Outcome {
         let started = std::time::Instant::now();
         let cells = sweep_cells(&self);
@@ -388,7 +388,7 @@ impl crate::registry::Run for SweepArgs {
             started.elapsed().as_secs_f64(),
             path.display()
         );
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 

@@ -18,7 +18,7 @@ use crate::cli::{CliError, Outcome, block_on};
 use crate::config::{Cluster, NodeId};
 use crate::net::LinkTable;
 use crate::node::{Note as _, Rng};
-use crate::registry::Run;
+use crate::tool::Run;
 use crate::ui::commands::{Commands, on_off};
 use crate::ui::console::Console;
 use crate::ui::input::Stdin;
@@ -62,7 +62,7 @@ pub struct NodeArgs {
 impl Run for NodeArgs {
     fn run(self) -> Outcome {
         block_on(run(self))??;
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 
@@ -132,7 +132,7 @@ fn commands(c: Arc<Cluster>, me: NodeId) -> Commands<Cmd> {
 
 async fn run(a: NodeArgs) -> Result<(), CliError> {
     let c = Arc::new(Cluster::from_flag(a.machines.as_deref(), "machines.txt")?);
-    let mut params = a.tuning.params()?;
+    let mut params = a.tuning.params().map_err(CliError::Usage)?;
     if a.mean_interval.is_zero() {
         return Err(CliError::usage("--mean-interval must be above zero"));
     }

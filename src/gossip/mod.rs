@@ -29,9 +29,9 @@ pub use machine::{Cmd, Gossip, Params, Timer};
 pub use msg::{Msg, Word, WordId};
 pub use note::Note;
 
-use crate::registry::{Algorithm, Tool};
+use crate::tool::{Algorithm, Tool};
 
-/// Gossip in the registry.
+/// Gossip on the command line (`main.rs` lists it).
 pub struct GossipAlgorithm;
 
 impl Algorithm for GossipAlgorithm {

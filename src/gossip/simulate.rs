@@ -192,7 +192,7 @@ impl Simulated for SimArgs {
 
     fn setup(&self, s: &mut Scenario) -> Result<Setup<Self>, CliError> {
         let n = s.cluster.len();
-        let mut params = self.tuning.params()?;
+        let mut params = self.tuning.params().map_err(CliError::Usage)?;
         let mut topo_rng = Rng::seed_from_u64(s.seed ^ 0x70b0_1091);
         let graph = build(self.topology, n, &mut topo_rng);
         params.mean_interval = Duration::from_secs_f64(n as f64 / self.rate);

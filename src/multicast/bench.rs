@@ -12,8 +12,8 @@ use clap::Args;
 
 use crate::bench::{Proc, loopback_config};
 use crate::cli::{CliError, Outcome};
-use crate::registry::Run;
 use crate::stats::summary;
+use crate::tool::Run;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -45,7 +45,7 @@ impl Run for BenchArgs {
             links: self.links,
         })
         .map_err(CliError::Failed)?;
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 

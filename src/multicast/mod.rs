@@ -29,9 +29,9 @@ pub use machine::{Cmd, Multicast, Timer};
 pub use msg::{Data, Msg};
 pub use note::Note;
 
-use crate::registry::{Algorithm, Tool};
+use crate::tool::{Algorithm, Tool};
 
-/// Totally ordered multicast in the registry.
+/// Totally ordered multicast on the command line (`main.rs` lists it).
 pub struct MulticastAlgorithm;
 
 impl Algorithm for MulticastAlgorithm {

@@ -14,8 +14,8 @@ use crate::bench::{Proc, loopback_config, time_locks};
 use crate::check::check;
 use crate::cli::{CliError, Outcome};
 use crate::events::{read_files, wall_us};
-use crate::registry::Run;
 use crate::stats::{percentile, summary};
+use crate::tool::Run;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -74,7 +74,7 @@ impl Run for BenchArgs {
                     .is_some_and(|s| s.success());
             }
         }
-        Ok(ok)
+        Ok(crate::cli::Ended::passed_if(ok))
     }
 }
 

@@ -28,9 +28,9 @@ pub use machine::{Cmd, Mutex, Timer, Timing};
 pub use msg::{Msg, ReqId};
 pub use note::Note;
 
-use crate::registry::{Algorithm, Tool};
+use crate::tool::{Algorithm, Tool};
 
-/// Ricart–Agrawala in the registry.
+/// Ricart–Agrawala on the command line (`main.rs` lists it).
 pub struct MutexAlgorithm;
 
 impl Algorithm for MutexAlgorithm {

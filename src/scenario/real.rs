@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::Workload;
 use crate::check::{Checker, Report, check};
-use crate::cli::{CliError, Outcome, block_on};
+use crate::cli::{CliError, Ended, Outcome, block_on};
 use crate::config::{Cluster, NodeId};
 use crate::demo::{Nodes, Stage, local_cluster};
 use crate::events::{Common, SharedFile, read_files, wall_us};
@@ -172,7 +172,7 @@ fn schedule<D: Demo>(d: &D, cluster: &Cluster, victim: NodeId) -> Result<(Faults
             restart: r.restart.clone(),
             ..FaultArgs::default()
         };
-        return Ok((f.parse(cluster)?, false));
+        return Ok((f.parse(cluster).map_err(CliError::Usage)?, false));
     }
     let defaults = D::DEFAULTS;
     Ok((
@@ -351,5 +351,5 @@ async fn run_async<D: Demo>(d: D) -> Outcome {
         D::ALGORITHM,
         path.display()
     );
-    Ok(report.verdict().passed(false))
+    Ok(Ended::passed_if(report.verdict().passed(false)))
 }

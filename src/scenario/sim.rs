@@ -11,7 +11,7 @@ use clap::{Args, Command, FromArgMatches};
 
 use super::{Defaults, Scenario, ScenarioArgs, Workload};
 use crate::check::{Checker, Report, first_failure};
-use crate::cli::{CliError, Outcome};
+use crate::cli::{CliError, Ended, Outcome};
 use crate::config::NodeId;
 use crate::events::EventLog;
 use crate::node::{Note, Protocol, Rng};
@@ -129,7 +129,7 @@ const SETTLE_STEP: Duration = Duration::from_millis(50);
 /// Runs the simulation `a` describes.
 pub fn simulate<S: Simulated>(a: &S) -> Result<SimRun<SimReport<S>>, CliError> {
     a.validate()?;
-    let mut s = Scenario::from_args(a.scenario())?;
+    let mut s = Scenario::from_args(a.scenario()).map_err(CliError::Usage)?;
     let Setup {
         machine,
         mut workload,
@@ -205,7 +205,7 @@ pub fn run<S: Simulated>(a: S) -> Outcome {
         options.join(", ")
     );
     print!("{}", r.report.render());
-    Ok(r.report.verdict().passed(a.strict()))
+    Ok(Ended::passed_if(r.report.verdict().passed(a.strict())))
 }
 
 /// A campaign's judgement of one run: every property held (liveness

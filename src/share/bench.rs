@@ -28,7 +28,7 @@ pub struct RawSendArgs {
     pub file: PathBuf,
 }
 
-impl crate::registry::Run for RawSendArgs {
+impl crate::tool::Run for RawSendArgs {
     fn run(self) -> Outcome {
         let mut f = std::fs::File::open(&self.file)
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", self.file.display())))?;
@@ -45,7 +45,7 @@ impl crate::registry::Run for RawSendArgs {
             s.write_all(&buf[..n])
                 .map_err(|e| CliError::Failed(e.to_string()))?;
         }
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 
@@ -63,10 +63,10 @@ pub struct BenchArgs {
     pub runs: u16,
 }
 
-impl crate::registry::Run for BenchArgs {
+impl crate::tool::Run for BenchArgs {
     fn run(self) -> Outcome {
         bench(&self).map_err(CliError::Failed)?;
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 

@@ -39,7 +39,7 @@ pub mod pb {
 use clap::{Args, Subcommand};
 
 use crate::cli::Outcome;
-use crate::registry::{Algorithm, Run, Tool};
+use crate::tool::{Algorithm, Run, Tool};
 
 #[derive(Args, Debug)]
 pub struct ShareArgs {
@@ -77,7 +77,7 @@ pub fn plural(n: usize, one: &str) -> String {
     }
 }
 
-/// File sharing in the registry.
+/// File sharing on the command line (`main.rs` lists it).
 pub struct ShareAlgorithm;
 
 impl Algorithm for ShareAlgorithm {

@@ -111,10 +111,10 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
     Ok(v as u64)
 }
 
-impl crate::registry::Run for PeerArgs {
+impl crate::tool::Run for PeerArgs {
     fn run(self) -> Outcome {
         block_on_threads(peer(self))??;
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 

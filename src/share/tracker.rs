@@ -101,10 +101,10 @@ pub struct TrackerArgs {
     pub tls_name: String,
 }
 
-impl crate::registry::Run for TrackerArgs {
+impl crate::tool::Run for TrackerArgs {
     fn run(self) -> Outcome {
         crate::cli::block_on_threads(tracker(self))??;
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 

@@ -23,8 +23,8 @@ use crate::bench::{Proc, loopback_config, time_locks};
 use crate::check::check;
 use crate::cli::{CliError, Outcome};
 use crate::events::read_files;
-use crate::registry::Run;
 use crate::stats::summary;
+use crate::tool::Run;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Placement {
@@ -71,7 +71,7 @@ impl Run for BenchArgs {
         for p in placements {
             ok &= bench(&self, p).map_err(CliError::Failed)?;
         }
-        Ok(ok)
+        Ok(crate::cli::Ended::passed_if(ok))
     }
 }
 

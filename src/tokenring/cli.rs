@@ -16,7 +16,7 @@ use crate::cli::{CliError, Outcome, block_on, open_append};
 use crate::config::{Cluster, NodeId};
 use crate::net::LinkTable;
 use crate::node::{Note as _, Rng};
-use crate::registry::Run;
+use crate::tool::Run;
 use crate::ui::commands::Commands;
 use crate::ui::console::Console;
 use crate::ui::input::Stdin;
@@ -60,7 +60,7 @@ pub struct NodeArgs {
 impl Run for NodeArgs {
     fn run(self) -> Outcome {
         block_on(run(self))??;
-        Ok(true)
+        Ok(crate::cli::Ended::Passed)
     }
 }
 

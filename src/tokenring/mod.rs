@@ -31,9 +31,9 @@ pub use machine::{Cmd, Timer, Timing, TokenRing};
 pub use msg::{Gen, Msg, Token};
 pub use note::Note;
 
-use crate::registry::{Algorithm, Tool};
+use crate::tool::{Algorithm, Tool};
 
-/// The token ring in the registry.
+/// The token ring on the command line (`main.rs` lists it).
 pub struct TokenRingAlgorithm;
 
 impl Algorithm for TokenRingAlgorithm {

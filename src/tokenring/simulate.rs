@@ -200,12 +200,12 @@ impl Simulated for SimArgs {
             ..Timing::default()
         };
         let lease = timing.lease;
-        let wiring = Wiring::parse(&s.cluster, self)?;
+        let wiring = Wiring::parse(&s.cluster, self).map_err(CliError::Usage)?;
         let nexts = wiring.clone();
         let machine =
             move |me, rng, now| TokenRing::new(me, nexts.next_of(me, now), n, timing.clone(), rng);
         let mut workload = Workload::new(s.seed, s.duration, lease).with_starts(&wiring.starts);
-        workload.hold = parse_hold(&self.hold)?;
+        workload.hold = parse_hold(&self.hold).map_err(CliError::Usage)?;
         let mut setup = Setup::new(machine, workload, RingWatch::default());
         setup.busy_until = wiring
             .rewires
