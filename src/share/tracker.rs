@@ -61,8 +61,14 @@ pub const MAX_VERIFYING: usize = 16;
 /// Calls the tracker serves at once, from everyone; past it a call waits
 /// (its body unread, held back by HTTP/2 flow control). So at most this
 /// many announces are being decoded at once: 8 × [`MAX_ANNOUNCE`] bytes
-/// (twice that while a message is decoded).
+/// (twice that while a message is decoded), and a waiting connection holds
+/// at most [`WINDOW`] of its body.
 pub const MAX_CALLS_AT_ONCE: usize = 8;
+/// HTTP/2 flow-control window of a tracker connection and of each of its
+/// calls: what a sender may have in flight before the tracker reads it.
+/// Small, because the tracker's calls are small but for announces, which
+/// it reads a few at a time.
+pub const WINDOW: u32 = 256 * 1024;
 /// How long a call back may take (connect and answer). Longer: the
 /// announce fails with `FailedPrecondition`, "did not answer within 2 s".
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -641,7 +647,9 @@ pub async fn serve(
 ) {
     use crate::net::listener::{Policy, SERVER_IDLE, grpc_server_tls, guarded};
     let server = match grpc_server_tls(tls.as_ref()) {
-        Ok(s) => s,
+        Ok(s) => s
+            .initial_connection_window_size(WINDOW)
+            .initial_stream_window_size(WINDOW),
         Err(e) => {
             tracing::warn!(error = %e, "tracker not started");
             return;
