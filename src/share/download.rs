@@ -29,6 +29,7 @@ use super::latency::Latencies;
 use super::names::{check_name, shown};
 use super::partial::{DownloadLock, Partial, check_room, partial_paths};
 use super::pb;
+use super::schedule::{Failure, Next, Schedule, SourceIx};
 use super::versions::{self, Version};
 
 /// Pieces asked of one source at once (one in flight while the next is
@@ -81,25 +82,6 @@ impl Candidate {
     fn cost(&self) -> f64 {
         self.latency_ms + 10.0 * f64::from(self.load)
     }
-}
-
-struct Source {
-    name: String,
-    pieces: usize,
-    /// Why it is no longer used (None: in use).
-    out: Option<String>,
-}
-
-struct Sched {
-    todo: BTreeSet<u64>,
-    record: Partial,
-    version: u64,
-    values: Vec<Option<Hash>>,
-    sources: Vec<Source>,
-    fatal: Option<String>,
-    /// Pieces being fetched: while any is, an idle worker waits instead of
-    /// leaving (the piece may come back if its source fails).
-    in_flight: usize,
 }
 
 fn started_nanos() -> u128 {
@@ -359,7 +341,6 @@ pub async fn download(ctx: &Ctx, asked: &Want) -> Result<(), String> {
             rec
         }
     };
-    let todo: BTreeSet<u64> = (0..count).filter(|&i| !record.is_done(i)).collect();
     let done_bytes = done_bytes(&record, &entry, count);
 
     let bar = if ctx.plain {
@@ -381,15 +362,7 @@ pub async fn download(ctx: &Ctx, asked: &Want) -> Result<(), String> {
     let say = Say {
         bar: Some(bar.clone()),
     };
-    let sched = Arc::new(Mutex::new(Sched {
-        todo,
-        record,
-        version: 0,
-        values,
-        sources: Vec::new(),
-        fatal: None,
-        in_flight: 0,
-    }));
+    let sched = Arc::new(Mutex::new(Schedule::new(record, values)));
     let job = Arc::new(Job {
         name: name.to_string(),
         hash: want,
@@ -419,12 +392,7 @@ pub async fn download(ctx: &Ctx, asked: &Want) -> Result<(), String> {
         start_sources(ctx, &job, &sched, std::mem::take(&mut ranked)).await?;
         let (left, fatal, reasons) = {
             let s = sched.lock().map_err(|_| "download state")?;
-            let reasons: Vec<String> = s
-                .sources
-                .iter()
-                .filter_map(|x| x.out.as_ref().map(|o| format!("{}: {o}", x.name)))
-                .collect();
-            (s.todo.len(), s.fatal.clone(), reasons)
+            (s.left(), s.fatal().map(str::to_string), s.reasons())
         };
         if let Some(f) = fatal {
             bar.abandon();
@@ -465,20 +433,9 @@ pub async fn download(ctx: &Ctx, asked: &Want) -> Result<(), String> {
     // Whole: the pieces' values, as computed from the data, make the hash.
     let (values, per_source) = {
         let s = sched.lock().map_err(|_| "download state")?;
-        let per: Vec<String> = s
-            .sources
-            .iter()
-            .filter(|x| x.pieces > 0)
-            .map(|x| format!("{} ({})", x.name, super::plural(x.pieces, "piece")))
-            .collect();
-        (
-            s.values
-                .iter()
-                .map(|v| v.unwrap_or([0; 32]))
-                .collect::<Vec<Hash>>(),
-            per,
-        )
+        (s.values(), s.per_source())
     };
+    let values = values.unwrap_or_default();
     if hash::combine(&values, entry.piece_size, entry.size) != Some(want) {
         bar.abandon();
         let _ = std::fs::remove_file(&job.rec_path);
@@ -527,8 +484,8 @@ pub async fn download(ctx: &Ctx, asked: &Want) -> Result<(), String> {
 
 /// What is kept of a download that stops: its pieces, for a resume; or,
 /// when none was fetched, nothing (the `.part` and the record go).
-fn kept(job: &Job, sched: &Mutex<Sched>) -> String {
-    let done = sched.lock().map_or(1, |s| s.record.count_done());
+fn kept(job: &Job, sched: &Mutex<Schedule>) -> String {
+    let done = sched.lock().map_or(1, |s| s.done());
     if done > 0 {
         return format!("the pieces done are kept: `download {}` resumes", job.name);
     }
@@ -541,7 +498,7 @@ fn kept(job: &Job, sched: &Mutex<Sched>) -> String {
 /// user is told what is kept.
 struct Stopped {
     job: Arc<Job>,
-    sched: Arc<Mutex<Sched>>,
+    sched: Arc<Mutex<Schedule>>,
 }
 
 impl Drop for Stopped {
@@ -688,20 +645,15 @@ struct Job {
 async fn start_sources(
     ctx: &Ctx,
     job: &Arc<Job>,
-    sched: &Arc<Mutex<Sched>>,
+    sched: &Arc<Mutex<Schedule>>,
     sources: Vec<Candidate>,
 ) -> Result<(), String> {
     let mut set = tokio::task::JoinSet::new();
     for c in sources {
-        let ix = {
-            let mut s = sched.lock().map_err(|_| "download state")?;
-            s.sources.push(Source {
-                name: shown(&c.name),
-                pieces: 0,
-                out: None,
-            });
-            s.sources.len() - 1
-        };
+        let ix = sched
+            .lock()
+            .map_err(|_| "download state")?
+            .add_source(&shown(&c.name), &shown(&c.addr));
         let delay = ctx
             .latency
             .as_ref()
@@ -712,7 +664,6 @@ async fn start_sources(
                 sched.clone(),
                 ix,
                 c.client.clone(),
-                c.addr.clone(),
                 delay,
             ));
         }
@@ -721,85 +672,42 @@ async fn start_sources(
     Ok(())
 }
 
-/// Takes pieces for source `ix` until none is left or the source is out.
+/// Fetches the pieces the schedule gives source `ix` until it says stop.
 async fn worker(
     job: Arc<Job>,
-    sched: Arc<Mutex<Sched>>,
-    ix: usize,
+    sched: Arc<Mutex<Schedule>>,
+    ix: SourceIx,
     mut client: client::PeerConn,
-    addr: String,
     delay: Option<Duration>,
 ) {
     loop {
-        let piece = {
-            let Ok(mut s) = sched.lock() else { return };
-            if s.fatal.is_some() || s.sources[ix].out.is_some() {
-                return;
-            }
-            match s.todo.pop_first() {
-                Some(p) => {
-                    s.in_flight += 1;
-                    Some(p)
-                }
-                None if s.in_flight == 0 => return,
-                None => None,
-            }
+        let next = match sched.lock() {
+            Ok(mut s) => s.next(ix),
+            Err(_) => return,
         };
-        let Some(piece) = piece else {
-            // Woken when a piece is done or handed back (or soon anyway).
-            let _ = tokio::time::timeout(Duration::from_millis(100), job.wake.notified()).await;
-            continue;
+        let piece = match next {
+            Next::Stop => return,
+            Next::Wait => {
+                // Woken when a piece is done or handed back (or soon anyway).
+                let _ = tokio::time::timeout(Duration::from_millis(100), job.wake.notified()).await;
+                continue;
+            }
+            Next::Fetch(p) => p,
         };
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
         }
         let (start, end) = hash::piece_range(job.size, job.piece_size, piece);
         let got = fetch(&mut client, &job, piece, (end - start) as usize).await;
-        let count = job.expected.len() as u64;
         let checked = match got {
-            Ok(parts) => {
-                let j = job.clone();
-                tokio::task::spawn_blocking(move || {
-                    let v = hash::piece_value_of_parts(
-                        parts.iter().map(|b| b.as_ref()),
-                        piece,
-                        j.piece_size,
-                        count,
-                    );
-                    if v != j.expected[piece as usize] {
-                        return Err(None::<String>);
-                    }
-                    let mut at = start;
-                    for p in &parts {
-                        j.file
-                            .write_all_at(p, at)
-                            .map_err(|e| Some(e.to_string()))?;
-                        at += p.len() as u64;
-                    }
-                    Ok(v)
-                })
-                .await
-                .unwrap_or(Err(Some("the writer stopped".into())))
-                .map_err(|e| match e {
-                    Some(io) => {
-                        Outcome::Fatal(format!("cannot write {}: {io}", job.part.display()))
-                    }
-                    None => Outcome::Bad,
-                })
-            }
-            Err(e) => Err(Outcome::Failed(e)),
+            Ok(parts) => check_and_write(&job, piece, start, parts).await,
+            Err(e) => Err(Failure::Failed(e)),
         };
         let Ok(mut s) = sched.lock() else { return };
-        s.in_flight -= 1;
         job.wake.notify_waiters();
-        let source = s.sources[ix].name.clone();
         match checked {
             Ok(v) => {
-                s.values[piece as usize] = Some(v);
-                s.record.mark(piece, true);
-                s.sources[ix].pieces += 1;
-                s.version += 1;
-                let (rec, version) = (s.record.clone(), s.version);
+                let (rec, version) = s.delivered(ix, piece, v);
                 drop(s);
                 job.bar.inc(end - start);
                 let j = job.clone();
@@ -809,35 +717,8 @@ async fn worker(
                 tokio::task::spawn_blocking(move || save(&j, &rec, version));
             }
             Err(why) => {
-                s.todo.insert(piece);
-                let others: Vec<String> = s
-                    .sources
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, x)| *i != ix && x.out.is_none())
-                    .map(|(_, x)| x.name.clone())
-                    .collect();
-                let to = if others.is_empty() {
-                    "no other source now".to_string()
-                } else {
-                    format!("its pieces go to {}", others.join(", "))
-                };
-                match why {
-                    Outcome::Fatal(e) => {
-                        s.fatal.get_or_insert(e);
-                    }
-                    Outcome::Bad if s.sources[ix].out.is_none() => {
-                        s.sources[ix].out = Some("sent data that failed its hash".into());
-                        job.say.line(format!(
-                            "piece {piece} from {source} does not match its hash: {source} is avoided for the rest of this download; {to}"
-                        ));
-                    }
-                    Outcome::Failed(e) if s.sources[ix].out.is_none() => {
-                        s.sources[ix].out = Some(e.clone());
-                        job.say
-                            .line(format!("{source} at {} failed ({e}): {to}", shown(&addr)));
-                    }
-                    _ => {}
+                if let Some(line) = s.failed(ix, piece, why) {
+                    job.say.line(line);
                 }
                 return;
             }
@@ -845,13 +726,42 @@ async fn worker(
     }
 }
 
-enum Outcome {
-    /// The source failed: dropped, its piece goes to others.
-    Failed(String),
-    /// The source sent data that does not hash right.
-    Bad,
-    /// This download cannot go on (the disk).
-    Fatal(String),
+/// Hashes `piece` as the chunks it came in and writes them where they lie
+/// (off the async threads); its value if it matches.
+async fn check_and_write(
+    job: &Arc<Job>,
+    piece: u64,
+    start: u64,
+    parts: Vec<Bytes>,
+) -> Result<Hash, Failure> {
+    let j = job.clone();
+    let count = job.expected.len() as u64;
+    tokio::task::spawn_blocking(move || {
+        let v = hash::piece_value_of_parts(
+            parts.iter().map(|b| b.as_ref()),
+            piece,
+            j.piece_size,
+            count,
+        );
+        if v != j.expected[piece as usize] {
+            return Err(Failure::Bad);
+        }
+        let mut at = start;
+        for p in &parts {
+            j.file
+                .write_all_at(p, at)
+                .map_err(|e| Failure::Fatal(format!("cannot write {}: {e}", j.part.display())))?;
+            at += p.len() as u64;
+        }
+        Ok(v)
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(Failure::Fatal(format!(
+            "cannot write {}: the writer stopped",
+            job.part.display()
+        )))
+    })
 }
 
 /// One piece, as the chunks it came in (not joined: each is hashed and

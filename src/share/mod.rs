@@ -13,6 +13,8 @@
 //! * `serve`    — a peer serving pieces, counting its load.
 //! * `client`   — connections to the tracker and to peers.
 //! * `versions` — the contents a name has on the network, picked by hash.
+//! * `schedule` — which piece from which source, what is retried, when to
+//!   give up: a pure type the download's workers consult.
 //! * `download` — choosing sources, fetching, checking, resuming.
 //! * `peer`     — `dsys share peer DIR` and its commands.
 //! * `bench`    — `dsys bench share`: against a plain TCP copy.
@@ -27,6 +29,7 @@ pub mod names;
 pub mod partial;
 pub mod peer;
 pub mod proof;
+pub mod schedule;
 pub mod serve;
 pub mod tracker;
 pub mod versions;
