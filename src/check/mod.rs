@@ -178,8 +178,27 @@ pub fn run_files<C: Checker>(
         });
     }
     let report = check::<C>(&records);
-    print!("{}", report.render());
+    print!("{}{}", lost_warning(&records), report.render());
     Ok(report.verdict().passed(strict))
+}
+
+/// A warning line when nodes lost events while writing them (the driver's
+/// `events_lost`: a node's output fell behind), for every checker alike;
+/// empty otherwise.
+pub fn lost_warning<E>(records: &[Record<E>]) -> String {
+    let lost: u64 = records
+        .iter()
+        .map(|r| match r.entry {
+            Entry::Common(crate::events::Common::EventsLost { count }) => count,
+            _ => 0,
+        })
+        .sum();
+    if lost == 0 {
+        return String::new();
+    }
+    format!(
+        "WARNING: {lost} events were lost while writing (a node's output fell behind): the log is incomplete\n"
+    )
 }
 
 /// True for a record that is one of the algorithm's own (not a common or
@@ -197,5 +216,32 @@ pub fn verdict_line(v: Verdict, what: &str) -> String {
         (true, true, false) => {
             format!("verdict: SAFE, but not every liveness property held ({what})")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Common;
+
+    fn rec(entry: Entry<()>) -> Record<()> {
+        Record {
+            t_us: 1,
+            node: "l1".into(),
+            entry,
+        }
+    }
+
+    #[test]
+    fn lost_events_of_every_node_are_summed_into_one_warning() {
+        assert_eq!(lost_warning::<()>(&[]), "");
+        let records = [
+            rec(Entry::Common(Common::EventsLost { count: 3 })),
+            rec(Entry::Algo(())),
+            rec(Entry::Common(Common::EventsLost { count: 4 })),
+        ];
+        let w = lost_warning(&records);
+        assert!(w.starts_with("WARNING: 7 events were lost"), "{w}");
+        assert!(w.ends_with("the log is incomplete\n"), "{w}");
     }
 }

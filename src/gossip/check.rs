@@ -32,7 +32,6 @@ pub struct GossipCheck {
     /// When each node's current life began (a restart forgets everything).
     life_start: BTreeMap<String, u64>,
     messages: u64,
-    events_lost: u64,
 }
 
 #[derive(Debug, Default)]
@@ -47,7 +46,6 @@ pub struct Coverage {
     pub died_with_node: usize,
     /// Learned (word, live node) pairs over all pairs.
     pub coverage: f64,
-    pub events_lost: u64,
 }
 
 /// How many of `live` know `w`.
@@ -107,7 +105,6 @@ impl Checker for GossipCheck {
                 self.life_start.insert(node.clone(), r.t_us);
             }
             Entry::Common(Common::Send { .. }) => self.messages += 1,
-            Entry::Common(Common::EventsLost { count }) => self.events_lost += count,
             _ => {
                 self.learned.entry(node.clone()).or_default();
             }
@@ -124,7 +121,6 @@ impl Checker for GossipCheck {
         let mut out = Coverage {
             words: self.first_seen.len(),
             messages: self.messages,
-            events_lost: self.events_lost,
             ..Default::default()
         };
         let mut have_pairs = 0usize;
@@ -220,13 +216,6 @@ impl Report for Coverage {
                 s,
                 "words no live node knows (died with their node): {}",
                 self.died_with_node
-            );
-        }
-        if self.events_lost > 0 {
-            let _ = writeln!(
-                s,
-                "WARNING: {} events were lost while writing: the log is incomplete",
-                self.events_lost
             );
         }
         if !self.lost.is_empty() {

@@ -51,7 +51,6 @@ pub struct MutexCheck {
     messages: u64,
     hellos: u64,
     waits_us: Vec<u64>,
-    events_lost: u64,
     out_of_order: Vec<(Req, Req)>,
 }
 
@@ -70,7 +69,6 @@ pub struct MutexReport {
     pub hellos: u64,
     pub waits_us: Vec<u64>,
     pub reuse: bool,
-    pub events_lost: u64,
 }
 
 impl MutexReport {
@@ -161,7 +159,6 @@ impl Checker for MutexCheck {
                 "hello" => self.hellos += 1,
                 _ => {}
             },
-            Entry::Common(Common::EventsLost { count }) => self.events_lost += count,
             Entry::Algo(Event::Request { ts, reuse, .. }) => {
                 self.requests.push(Req {
                     node: node.to_string(),
@@ -244,7 +241,6 @@ impl Checker for MutexCheck {
             hellos: self.hellos,
             waits_us: self.waits_us,
             reuse: self.requests.iter().any(|r| r.reuse),
-            events_lost: self.events_lost,
         }
     }
 }
@@ -303,13 +299,6 @@ impl Report for MutexReport {
                 percentile(&w, 0.5) as f64 / 1e3,
                 percentile(&w, 0.99) as f64 / 1e3,
                 percentile(&w, 1.0) as f64 / 1e3,
-            );
-        }
-        if self.events_lost > 0 {
-            let _ = writeln!(
-                s,
-                "WARNING: {} events were lost while writing: the log is incomplete",
-                self.events_lost
             );
         }
         if self.pending.is_empty() {

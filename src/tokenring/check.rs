@@ -36,7 +36,6 @@ pub struct TokenRingCheck {
     reroutes: u64,
     lost: Vec<(String, u64, u64)>,
     lock_waits_us: Vec<u64>,
-    events_lost: u64,
 }
 
 #[derive(Debug)]
@@ -53,7 +52,6 @@ pub struct TokenRingReport {
     /// Locks never granted: (node, requested at).
     pub pending: Vec<(String, u64)>,
     pub lock_waits_us: Vec<u64>,
-    pub events_lost: u64,
 }
 
 impl TokenRingReport {
@@ -148,7 +146,6 @@ impl Checker for TokenRingCheck {
             Entry::Algo(Event::TokenRerouted { .. }) => self.reroutes += 1,
             // A node that stops (or crashes) no longer wants in.
             Entry::Common(Common::Crash | Common::Stop) => self.crash(node, t),
-            Entry::Common(Common::EventsLost { count }) => self.events_lost += count,
             _ => {}
         }
     }
@@ -176,7 +173,6 @@ impl Checker for TokenRingCheck {
             lost: self.lost,
             pending,
             lock_waits_us: self.lock_waits_us,
-            events_lost: self.events_lost,
         }
     }
 }
@@ -226,13 +222,6 @@ impl Report for TokenRingReport {
                 s,
                 "{n} lost the critical section: its lease ended at t={end}us and it noticed {:.3}s later (paused or cut off); its interval ends at the lease end",
                 *late as f64 / 1e6
-            );
-        }
-        if self.events_lost > 0 {
-            let _ = writeln!(
-                s,
-                "WARNING: {} events were lost while writing (a node's output fell behind): the log is incomplete",
-                self.events_lost
             );
         }
         if self.pending.is_empty() {
