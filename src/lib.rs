@@ -12,6 +12,7 @@
 //! * `output`    — a node's events and lines, written off its protocol task.
 //! * `events`    — the typed JSON-lines event log (`--events FILE`): writing and reading.
 //! * `sim`       — the deterministic simulator, its faults and campaigns.
+//! * `scenario`  — `dsys sim` and `dsys demo` as one scenario on two runners.
 //! * `check`     — what checkers share: verdicts, intervals, `dsys check`.
 //! * `ui`        — what interactive nodes share: input, commands, prompts, the shell.
 //! * `cli`       — the binary's edge: errors and exit codes, runtime, logging.
