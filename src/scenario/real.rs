@@ -344,7 +344,11 @@ async fn run_async<D: Demo>(d: D) -> Outcome {
     let report = check::<D::Check>(&records);
     stage.flush();
     println!("{}", d.verdict_title());
-    print!("{}{}", crate::check::lost_warning(&records), report.render());
+    print!(
+        "{}{}",
+        crate::check::lost_warning(&records),
+        report.render()
+    );
     println!(
         "events: {} (check again with `dsys check {} {}`)",
         path.display(),
