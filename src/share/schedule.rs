@@ -169,7 +169,7 @@ impl Schedule {
         }
     }
 
-    /// Pieces still missing (not counting those in flight).
+    /// Pieces not delivered yet: missing, or in flight.
     pub fn left(&self) -> usize {
         self.todo.len() + self.in_flight
     }
