@@ -50,6 +50,11 @@ pub enum Common {
     NotCommon,
 }
 
+/// The `event` names of [`Common`] (an algorithm may reuse one for an event
+/// of its own, as the clock model's `send`: such a name tells no algorithm's
+/// files from another's).
+pub const COMMON_EVENTS: &[&str] = &["start", "stop", "crash", "restart", "send", "events_lost"];
+
 /// One line of an event log, read back.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record<E> {
@@ -206,6 +211,30 @@ pub fn read_files<E: Event>(paths: &[PathBuf]) -> Result<Vec<Record<E>>, ReadErr
     }
     all.sort_by_key(|r| r.t_us);
     Ok(all)
+}
+
+/// The distinct `event` names in an event file, in name order (lines that
+/// are not an object with a string `event` are skipped).
+pub fn event_names(path: &Path) -> Result<std::collections::BTreeSet<String>, ReadError> {
+    #[derive(Deserialize)]
+    struct Name<'a> {
+        #[serde(borrow)]
+        event: std::borrow::Cow<'a, str>,
+    }
+    let io_err = |source| ReadError::Io {
+        file: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let mut names = std::collections::BTreeSet::new();
+    for line in BufReader::new(file).lines() {
+        if let Ok(n) = serde_json::from_str::<Name>(&line.map_err(io_err)?) {
+            if !names.contains(n.event.as_ref()) {
+                names.insert(n.event.into_owned());
+            }
+        }
+    }
+    Ok(names)
 }
 
 fn read_file<E: Event>(path: &Path) -> Result<Vec<Record<E>>, ReadError> {

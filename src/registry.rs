@@ -4,7 +4,11 @@
 //! implements to be on it is [`crate::tool`]. Nothing here names an
 //! algorithm.
 
+use std::path::PathBuf;
+
 use clap::{ArgMatches, Command, Subcommand as _};
+
+use crate::check::Known;
 
 use crate::cli::{CliError, Outcome};
 use crate::tool::{Algorithm, Tool};
@@ -123,10 +127,27 @@ pub fn dispatch(algorithms: &[&dyn Algorithm], matches: &ArgMatches) -> Outcome 
         Some((name, inner)) if GROUPS.iter().any(|(g, _)| *g == sub) => (sub, name, inner),
         _ => ("", sub, m),
     };
-    let tool = algorithms
+    let unknown = || CliError::usage(format!("unknown command {name:?}"));
+    let algorithm = algorithms
         .iter()
         .find(|a| a.name() == name)
-        .and_then(|a| tool_of(*a, group))
-        .ok_or_else(|| CliError::usage(format!("unknown command {name:?}")))?;
+        .ok_or_else(unknown)?;
+    let tool = tool_of(*algorithm, group).ok_or_else(unknown)?;
+    if group == "check" {
+        let known: Vec<Known> = algorithms
+            .iter()
+            .filter_map(|a| {
+                a.check().map(|t| Known {
+                    algorithm: a.name(),
+                    events: t.events,
+                })
+            })
+            .collect();
+        let files: Vec<PathBuf> = m
+            .get_many::<PathBuf>("files")
+            .map(|f| f.cloned().collect())
+            .unwrap_or_default();
+        crate::check::refuse_foreign(&files, algorithm.name(), &known)?;
+    }
     (tool.run)(m)
 }

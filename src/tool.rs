@@ -55,6 +55,8 @@ pub struct Tool {
     build: fn(Command) -> Command,
     tweak: Option<fn(Command) -> Command>,
     pub(crate) run: fn(&ArgMatches) -> Outcome,
+    /// A checker's event names ([`Checker::EVENTS`]); empty for other tools.
+    pub(crate) events: &'static [&'static str],
 }
 
 fn build_args<A: Args>(c: Command) -> Command {
@@ -100,6 +102,7 @@ impl Tool {
             build: build_args::<A>,
             tweak: None,
             run: run_args::<A>,
+            events: &[],
         }
     }
 
@@ -110,6 +113,7 @@ impl Tool {
             build: crate::scenario::sim::command::<S>,
             tweak: None,
             run: run_sim::<S>,
+            events: &[],
         }
     }
 
@@ -120,6 +124,7 @@ impl Tool {
             build: crate::scenario::real::command::<D>,
             tweak: None,
             run: run_demo::<D>,
+            events: &[],
         }
     }
 
@@ -130,6 +135,7 @@ impl Tool {
             build: build_args::<CheckArgs>,
             tweak: None,
             run: run_check::<C>,
+            events: C::EVENTS,
         }
     }
 

@@ -140,6 +140,12 @@ pub trait Checker: Default {
     fn is_own(r: &Record<Self::Event>) -> bool;
     /// Names of the events that identify this algorithm's files, for that hint.
     const OWN_EVENTS: &'static str;
+    /// The `event` names this algorithm writes (besides [`Common`]'s):
+    /// `dsys check` tells one algorithm's files from another's by those that
+    /// no other algorithm writes.
+    ///
+    /// [`Common`]: crate::events::Common
+    const EVENTS: &'static [&'static str];
     /// The algorithm's name (`dsys check <ALGORITHM>`).
     const ALGORITHM: &'static str;
 }
@@ -162,6 +168,100 @@ pub enum CheckError {
         what: &'static str,
         algorithm: &'static str,
     },
+    #[error(
+        "{}: holds {} events ({}), not {asked} events: use `dsys check {} {}`",
+        file.display(), others.join(" and "), seen.join(", "), others[0], file.display()
+    )]
+    OtherAlgorithm {
+        file: PathBuf,
+        asked: &'static str,
+        /// The algorithms whose own events the file holds.
+        others: Vec<&'static str>,
+        /// A few of those events' names.
+        seen: Vec<String>,
+    },
+    #[error(
+        "{}: holds events of {asked} and of {} ({}): check each algorithm's files on their own",
+        file.display(), others.join(" and "), seen.join(", ")
+    )]
+    Mixed {
+        file: PathBuf,
+        asked: &'static str,
+        others: Vec<&'static str>,
+        seen: Vec<String>,
+    },
+}
+
+/// One algorithm as `dsys check` knows it: its name and its event names
+/// ([`Checker::EVENTS`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Known {
+    pub algorithm: &'static str,
+    pub events: &'static [&'static str],
+}
+
+/// Refuses a file written by another algorithm than `asked` (or by two),
+/// before its lines are read as `asked`'s events: a token ring's file holds
+/// `cs_enter` too, and must not pass a mutex check. An algorithm's own events
+/// are those no other in `known` writes; a file is another's when it holds
+/// some of that one's and none of `asked`'s. Lines that are not JSON objects
+/// with an `event` are left to the typed reading, which names them.
+pub fn refuse_foreign(
+    files: &[PathBuf],
+    asked: &'static str,
+    known: &[Known],
+) -> Result<(), CheckError> {
+    for file in files {
+        let names = crate::events::event_names(file)?;
+        // `k`'s own events in this file, in `k`'s order (its main ones first).
+        let own_of = |k: &Known| -> Vec<String> {
+            k.events
+                .iter()
+                .filter(|e| names.contains(**e))
+                .filter(|e| !crate::events::COMMON_EVENTS.contains(e))
+                .filter(|e| {
+                    known
+                        .iter()
+                        .all(|o| o.algorithm == k.algorithm || !o.events.contains(e))
+                })
+                .map(|e| e.to_string())
+                .collect()
+        };
+        let mut mine = false;
+        let (mut others, mut seen) = (Vec::new(), Vec::new());
+        for k in known {
+            let own = own_of(k);
+            if own.is_empty() {
+                continue;
+            }
+            if k.algorithm == asked {
+                mine = true;
+            } else {
+                others.push(k.algorithm);
+                seen.extend(own.into_iter().take(3));
+            }
+        }
+        if others.is_empty() {
+            continue;
+        }
+        let file = file.clone();
+        return Err(if mine {
+            CheckError::Mixed {
+                file,
+                asked,
+                others,
+                seen,
+            }
+        } else {
+            CheckError::OtherAlgorithm {
+                file,
+                asked,
+                others,
+                seen,
+            }
+        });
+    }
+    Ok(())
 }
 
 /// `dsys check <algorithm> FILE...`: reads, checks, prints; `Ok(passed)`.
@@ -199,6 +299,30 @@ pub fn lost_warning<E>(records: &[Record<E>]) -> String {
     format!(
         "WARNING: {lost} events were lost while writing (a node's output fell behind): the log is incomplete\n"
     )
+}
+
+/// For each checker's unit tests: every name in [`Checker::EVENTS`] is one
+/// of its event enum's variants (a misspelt name would let another
+/// algorithm's file through, or refuse the algorithm's own).
+#[cfg(test)]
+pub fn assert_events_are_variants<C: Checker>() {
+    assert!(!C::EVENTS.is_empty());
+    for name in C::EVENTS {
+        let line = format!("{{\"event\":\"{name}\"}}");
+        match serde_json::from_str::<C::Event>(&line) {
+            // The catch-all `Other` is the one variant that cannot be written.
+            Ok(e) => assert!(
+                serde_json::to_value(&e).is_ok(),
+                "{}: {name:?} is not one of its events",
+                C::ALGORITHM
+            ),
+            Err(e) => assert!(
+                e.to_string().contains("missing field"),
+                "{}: {name:?}: {e}",
+                C::ALGORITHM
+            ),
+        }
+    }
 }
 
 /// True for a record that is one of the algorithm's own (not a common or

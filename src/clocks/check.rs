@@ -129,6 +129,18 @@ impl ClocksCheck {
 impl Checker for ClocksCheck {
     type Event = Event;
     type Report = ClocksReport;
+    const EVENTS: &'static [&'static str] = &[
+        "setup",
+        "tick",
+        "send",
+        "receive",
+        "internal",
+        "arrive",
+        "queue_full",
+        "done",
+        "peer_down",
+        "peer_up",
+    ];
     const OWN_EVENTS: &'static str = "clock-model (setup, tick, send, receive, internal)";
     const ALGORITHM: &'static str = "clocks";
 
@@ -363,6 +375,11 @@ mod tests {
             tick(2_000_000, "b", 2, 3),
             rec(2_000_000, "b", Event::Internal { clock: 3 }),
         ]
+    }
+
+    #[test]
+    fn the_event_names_dsys_check_tells_files_by_are_its_events() {
+        crate::check::assert_events_are_variants::<super::ClocksCheck>();
     }
 
     #[test]

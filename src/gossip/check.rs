@@ -62,6 +62,14 @@ fn have_pairs_of(
 impl Checker for GossipCheck {
     type Event = Event;
     type Report = Coverage;
+    const EVENTS: &'static [&'static str] = &[
+        "learn",
+        "link",
+        "unlink",
+        "link_failed",
+        "peer_down",
+        "peer_up",
+    ];
     const OWN_EVENTS: &'static str = "`learn`";
     const ALGORITHM: &'static str = "gossip";
 
@@ -272,6 +280,11 @@ mod tests {
             node: node.into(),
             entry: Entry::Algo(Event::Other),
         }
+    }
+
+    #[test]
+    fn the_event_names_dsys_check_tells_files_by_are_its_events() {
+        crate::check::assert_events_are_variants::<super::GossipCheck>();
     }
 
     #[test]

@@ -307,6 +307,8 @@ impl OrderCheck {
 impl Checker for OrderCheck {
     type Event = Event;
     type Report = Report;
+    const EVENTS: &'static [&'static str] =
+        &["multicast", "deliver", "joined", "peer_up", "peer_down"];
     const OWN_EVENTS: &'static str = "`deliver` or `multicast`";
     const ALGORITHM: &'static str = "multicast";
 
@@ -471,6 +473,11 @@ mod tests {
             c.seen(node, 10);
         }
         c.report()
+    }
+
+    #[test]
+    fn the_event_names_dsys_check_tells_files_by_are_its_events() {
+        crate::check::assert_events_are_variants::<super::OrderCheck>();
     }
 
     #[test]

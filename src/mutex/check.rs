@@ -138,6 +138,18 @@ impl MutexCheck {
 impl Checker for MutexCheck {
     type Event = Event;
     type Report = MutexReport;
+    const EVENTS: &'static [&'static str] = &[
+        "request",
+        "reply_sent",
+        "reply_received",
+        "deferred",
+        "cs_enter",
+        "cs_exit",
+        "cancelled",
+        "peer_down",
+        "peer_up",
+        "peer_restarted",
+    ];
     const OWN_EVENTS: &'static str = "mutex (request, reply_sent, cs_enter, ...)";
     const ALGORITHM: &'static str = "mutex";
 
@@ -378,6 +390,11 @@ mod tests {
 
     fn exit(t: u64, node: &str) -> Record<Event> {
         rec(t, node, Event::CsExit)
+    }
+
+    #[test]
+    fn the_event_names_dsys_check_tells_files_by_are_its_events() {
+        crate::check::assert_events_are_variants::<super::MutexCheck>();
     }
 
     #[test]

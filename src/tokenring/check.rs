@@ -116,6 +116,24 @@ impl TokenRingCheck {
 impl Checker for TokenRingCheck {
     type Event = Event;
     type Report = TokenRingReport;
+    const EVENTS: &'static [&'static str] = &[
+        "token",
+        "token_started",
+        "token_regenerated",
+        "token_rerouted",
+        "token_dropped",
+        "lock",
+        "lock_cancelled",
+        "cs_enter",
+        "lease_renewed",
+        "cs_exit",
+        "cs_lost",
+        "peer_down",
+        "peer_up",
+        "start_failed",
+        "walk_loop",
+        "lease_refused",
+    ];
     const OWN_EVENTS: &'static str = "token-ring (token, cs_enter, ...)";
     const ALGORITHM: &'static str = "tokenring";
 
@@ -287,6 +305,11 @@ mod tests {
                 forced: false,
             },
         )
+    }
+
+    #[test]
+    fn the_event_names_dsys_check_tells_files_by_are_its_events() {
+        crate::check::assert_events_are_variants::<super::TokenRingCheck>();
     }
 
     #[test]
