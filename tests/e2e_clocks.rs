@@ -59,22 +59,14 @@ fn three_machines_by_hand_tick_answer_status_and_survive_a_kill() {
     let start = |name: &str, rate: &str| {
         Proc::spawn(
             name,
-            &[
-                "clocks",
-                name,
-                "--peers",
-                peers,
-                "--rate",
-                rate,
-                "--events",
-                &format!("{name}.jsonl"),
-                "--log",
-                &format!("{name}.log"),
-            ],
+            &["clocks", name, "--peers", peers, "--rate", rate],
             &dir,
         )
     };
+    // The README's quick start names no files: the log and the events are
+    // written by default, where the machine says.
     let mut l1 = start("l1", "5");
+    l1.expect("Log: l1.log, events: l1.jsonl", 10);
     l1.expect("rate: 5 ticks per second", 10);
     let mut l2 = start("l2", "2");
     let mut l3 = start("l3", "6");
@@ -110,6 +102,33 @@ fn three_machines_by_hand_tick_answer_status_and_survive_a_kill() {
     assert!(out.contains("verdict: OK"), "{out}");
     let log = std::fs::read_to_string(dir.join("l2.log")).unwrap();
     assert!(log.contains("receive     from"), "{log}");
+    // Both lives of l3 are in its files, and the report reads them.
+    let l3 = std::fs::read_to_string(dir.join("l3.log")).unwrap();
+    assert_eq!(l3.matches("setup ").count(), 2, "{l3}");
+    let (code, out, err) = run(&["clocks", "report", "."], &dir);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(dir.join("report.md").exists(), "{out}");
+}
+
+#[test]
+fn no_log_writes_no_files() {
+    let dir = temp_dir("clocks-nolog");
+    let peers = machines(&dir, &["l1", "l2"]);
+    let peers = peers.to_str().unwrap();
+    let mut l1 = Proc::spawn("l1", &["clocks", "l1", "--peers", peers, "--no-log"], &dir);
+    l1.expect("listening on", 10);
+    l1.expect("rate: ", 10);
+    assert_eq!(l1.count("Log: "), 0, "{:?}", l1.lines());
+    l1.send("quit");
+    assert_eq!(l1.wait_exit(10), Some(0));
+    assert!(!dir.join("l1.log").exists() && !dir.join("l1.jsonl").exists());
+    let (code, _, err) = run(
+        &[
+            "clocks", "l1", "--peers", peers, "--no-log", "--log", "x.log",
+        ],
+        &dir,
+    );
+    assert_eq!(code, 2, "{err}");
 }
 
 #[test]

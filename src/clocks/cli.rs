@@ -62,13 +62,16 @@ pub struct NodeArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Append a human-readable line per event (system time, event, queue
-    /// length, logical clock) to FILE
+    /// length, logical clock) to FILE [default: ./NAME.log]
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
-    /// Write events as JSON lines to FILE (for `dsys check clocks` and
-    /// `dsys clocks report`)
+    /// Append the events as JSON lines to FILE, for `dsys check clocks` and
+    /// `dsys clocks report` [default: ./NAME.jsonl]
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// Write neither the log nor the events
+    #[arg(long, conflicts_with_all = ["log", "events"])]
+    pub no_log: bool,
     /// Stop after ticking this long (default: until `quit`)
     #[arg(long, value_parser = crate::duration::parse, value_name = "DURATION")]
     pub duration: Option<Duration>,
@@ -109,8 +112,26 @@ pub async fn run(a: NodeArgs) -> Result<(), CliError> {
         None => Rng::from_os_rng(),
     };
     let rate = a.rate.unwrap_or_else(|| a.model.rates.pick(&mut rng));
-    let mut log = a
-        .log
+    // The assignment's per-machine log and the events: written by default,
+    // so that three terminals leave a run to check and report on.
+    let (log_path, events_path) = if a.no_log {
+        (None, None)
+    } else {
+        let name = cluster.name(me);
+        (
+            Some(
+                a.log
+                    .clone()
+                    .unwrap_or_else(|| format!("{name}.log").into()),
+            ),
+            Some(
+                a.events
+                    .clone()
+                    .unwrap_or_else(|| format!("{name}.jsonl").into()),
+            ),
+        )
+    };
+    let mut log = log_path
         .as_deref()
         .map(|p| open_append(p).map(LineWriter::new))
         .transpose()?;
@@ -146,7 +167,7 @@ pub async fn run(a: NodeArgs) -> Result<(), CliError> {
         me,
         &a.auth,
         machine,
-        a.events.as_ref(),
+        events_path.as_ref(),
         present,
     )
     .await?;
@@ -156,6 +177,13 @@ pub async fn run(a: NodeArgs) -> Result<(), CliError> {
         cluster.addr(me),
         cluster.len() - 1,
     );
+    if let (Some(l), Some(e)) = (&log_path, &events_path) {
+        println!(
+            "Log: {}, events: {} (appended; `dsys clocks report .` studies them, --no-log writes none).",
+            l.display(),
+            e.display(),
+        );
+    }
     let table = commands();
     tokio::select! {
         _ = command_loop(&mut input, &table, async |cmd| session.command(cmd).await) => {}
