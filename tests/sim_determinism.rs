@@ -109,3 +109,27 @@ fn the_same_seed_gives_byte_identical_events() {
         );
     }
 }
+
+/// The summary line says the run is the duration asked for plus the
+/// settling time, not a sum the user did not ask for.
+#[test]
+fn the_summary_line_names_the_duration_asked_for_and_the_settle() {
+    let dir = temp_dir("sim-summary");
+    for algorithm in simulated_algorithms(&dir) {
+        let (_, help, _) = run(&["sim", &algorithm, "--help"], &dir);
+        if !help.contains("--settle") {
+            continue;
+        }
+        let (code, out, err) = run(
+            &["sim", &algorithm, "--duration", "3s", "--settle", "2s"],
+            &dir,
+        );
+        assert!(code == 0 || code == 1, "{algorithm}: {err}");
+        assert!(
+            out.lines()
+                .next()
+                .is_some_and(|l| l.contains("for 3s + 2s settle (5.0s of virtual time)")),
+            "{algorithm}: {out}"
+        );
+    }
+}

@@ -197,9 +197,13 @@ pub fn run<S: Simulated>(a: S) -> Outcome {
     let sc = a.scenario();
     let mut options = vec![format!("seed {}", sc.seed)];
     options.extend(a.options());
+    // The duration asked for, then the settling time after it (the run is
+    // their sum: `--duration 30s` is not a 40 s run by surprise).
     println!(
-        "simulated {} nodes for {:.1}s of virtual time in {:.2}s ({})",
+        "simulated {} nodes for {} + {} settle ({:.1}s of virtual time) in {:.2}s ({})",
         sc.nodes,
+        humantime::format_duration(sc.duration),
+        humantime::format_duration(sc.settle),
         r.virtual_time.as_secs_f64(),
         wall.elapsed().as_secs_f64(),
         options.join(", ")
