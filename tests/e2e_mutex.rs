@@ -183,3 +183,27 @@ fn auto_on_every_node_keeps_mutual_exclusion() {
         .unwrap_or(0.0);
     assert!((4.0..4.2).contains(&per_entry), "{out}");
 }
+
+/// An entry made by `auto` leaves by itself: its line says so, and does not
+/// tell the user to type `unlock`; a typed `lock` still does.
+#[test]
+fn an_auto_entry_says_it_leaves_by_itself() {
+    let dir = temp_dir("mutex-auto-text");
+    machines(&dir, &["a", "b"]);
+    let mut a = node(&dir, "a", &["--hold", "50ms"]);
+    let mut b = node(&dir, "b", &[]);
+    a.expect("b is up", 10);
+    a.send("auto 100ms");
+    a.expect_n("auto leaves it in 50ms", 2, 10);
+    a.send("auto off");
+    a.expect("auto off", 5);
+    assert_eq!(a.count("type `unlock` to leave"), 0, "{:?}", a.lines());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    a.send("lock");
+    a.expect("type `unlock` to leave", 10);
+    a.send("unlock");
+    for p in [&mut a, &mut b] {
+        p.send("quit");
+        assert_eq!(p.wait_exit(10), Some(0));
+    }
+}

@@ -85,7 +85,7 @@ impl Demo for DemoArgs {
         // The steps of each request would flood the screen: entries, exits
         // and faults only.
         match note {
-            Note::CsEnter { ts, messages } => Some(format!(
+            Note::CsEnter { ts, messages, .. } => Some(format!(
                 "entered the critical section (request ts={ts}, {messages} messages)"
             )),
             Note::CsExit { .. }

@@ -231,6 +231,7 @@ impl Mutex {
             out.note(Note::CsEnter {
                 ts,
                 messages: self.cost,
+                auto_hold: self.auto_entry.then_some(self.t.hold),
             });
             if self.auto_entry {
                 if self.t.hold.is_zero() {

@@ -59,6 +59,8 @@ pub enum Note {
         ts: u64,
         /// Messages this entry cost (requests and replies received).
         messages: u64,
+        /// Entered by `auto`, which leaves by itself after this long.
+        auto_hold: Option<Duration>,
     },
     /// Left; the deferred requests answered now.
     CsExit {
@@ -186,8 +188,20 @@ impl crate::node::Note for Note {
                 "waiting for {0}, which has not answered yet (is it running?): every node's reply is needed; the request goes to {0} as soon as it is reachable",
                 c.name(*peer)
             ),
-            Note::CsEnter { ts, messages } => format!(
+            Note::CsEnter {
+                ts,
+                messages,
+                auto_hold: None,
+            } => format!(
                 "entered the critical section (request ts={ts}, {messages} messages); type `unlock` to leave"
+            ),
+            Note::CsEnter {
+                ts,
+                messages,
+                auto_hold: Some(hold),
+            } => format!(
+                "entered the critical section (request ts={ts}, {messages} messages); auto leaves it in {}",
+                humantime::format_duration(*hold)
             ),
             Note::CsExit { answered } if answered.is_empty() => "left the critical section".into(),
             Note::CsExit { answered } => format!(
