@@ -59,19 +59,21 @@ impl Demo for DemoArgs {
 
     fn stage(&self, cluster: &Arc<Cluster>) -> Result<Staging<Multicast>, CliError> {
         let duration = self.real.duration;
+        // Every node's words at Poisson times until 3 s before the end (a
+        // word planned while its node is down is not sent); the last 3 s let
+        // the last words be delivered.
+        let quiet = duration.saturating_sub(Duration::from_secs(3));
         let intro = format!(
-            "demo: {} multicast nodes on loopback, each sending about {} random words/s for {:.0}s; showing {}'s deliveries.\n\
+            "demo: {} multicast nodes on loopback, each sending about {} random words/s for {}, then {} for the last to be delivered; showing {}'s deliveries.\n\
              Each word is labelled with its sender and the sender's own count: the total order interleaves the senders,\n\
              so counts of different senders mix, while each sender's own counts stay in order (FIFO).",
             cluster.len(),
             self.rate,
-            duration.as_secs_f64(),
+            humantime::format_duration(quiet),
+            humantime::format_duration(duration - quiet),
             cluster.name(WATCHED)
         );
-        // Every node's words at Poisson times until 3 s before the end (a
-        // word planned while its node is down is not sent).
         let mut rng = Rng::from_os_rng();
-        let quiet = duration.saturating_sub(Duration::from_secs(3));
         let mut plan = Vec::new();
         for id in cluster.ids() {
             let mut t = Duration::ZERO;
