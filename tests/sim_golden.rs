@@ -66,8 +66,9 @@ fn deterministic(stdout: &str, dir: &str) -> String {
         .replace(dir, "{dir}")
         .lines()
         .filter(|l| !l.contains("simulated run(s) of"))
-        .map(|l| match l.split_once("virtual time in ") {
-            // "... of virtual time in 0.19s (seed 14)": the wall time goes.
+        .map(|l| match l.split_once("virtual time) in ") {
+            // "... (20.3s of virtual time) in 0.19s (seed 14)": the wall
+            // time goes.
             Some((head, tail)) => {
                 let rest = tail.split_once(' ').map_or("", |(_, r)| r);
                 format!("{head}virtual time in (wall) {rest}\n")

@@ -55,6 +55,13 @@ pub enum Event {
     QueueFull {
         from: String,
     },
+    /// The machine fell behind its schedule by `missed` whole ticks (it was
+    /// paused, or starved of CPU) and skipped them rather than run faster
+    /// than its rate; the next tick is the one due now.
+    TicksSkipped {
+        missed: u64,
+        late_ms: u64,
+    },
     /// The machine ran its duration and stopped ticking.
     Done {
         ticks: u64,
@@ -109,6 +116,9 @@ impl Event {
                 clock,
                 queue_len,
             } => format!("done        {ticks} ticks      queue {queue_len:<4} clock {clock}"),
+            Event::TicksSkipped { missed, late_ms } => {
+                format!("skipped     {missed} ticks ({late_ms} ms behind: paused or starved)")
+            }
             _ => return None,
         })
     }

@@ -72,6 +72,9 @@ pub struct Machine {
     /// When the first tick was due (`None` while still connecting).
     started: Option<Duration>,
     ticks: u64,
+    /// The schedule slot of the next tick (slot s is due at start + s/rate):
+    /// one more than the last, unless the machine fell behind.
+    next_slot: u64,
     /// Ticks this machine takes in all (`duration × rate`), if bounded.
     last_tick: Option<u64>,
     hellos: u32,
@@ -97,6 +100,7 @@ impl Machine {
             heard_us: vec![false; machines],
             started: None,
             ticks: 0,
+            next_slot: 1,
             last_tick,
             hellos: 0,
             done: false,
@@ -165,6 +169,7 @@ impl Machine {
         }
         self.ticks += 1;
         let n = self.ticks;
+        let slot = self.next_slot;
         let before = self.clock;
         let action = match self.queue.pop_front() {
             Some(q) => {
@@ -219,7 +224,7 @@ impl Machine {
             }
             TickAction::Internal => out.note(Note::Internal { clock }),
         }
-        if self.last_tick.is_some_and(|last| n >= last) {
+        if self.last_tick.is_some_and(|last| slot >= last) {
             self.done = true;
             out.note(Note::Done {
                 ticks: n,
@@ -229,7 +234,22 @@ impl Machine {
             return;
         }
         let now = out.now();
-        out.timer(self.due(start, n + 1).saturating_sub(now), Timer::Tick);
+        let mut next = slot + 1;
+        // A machine that was paused (or starved) finds whole ticks past due:
+        // a model machine does not run faster than its rate to catch up, so
+        // it skips them and says so; the slot due now runs next.
+        let due_now = ((now.saturating_sub(start)).as_nanos() * self.params.rate as u128
+            / 1_000_000_000) as u64;
+        if due_now > next {
+            let missed = due_now - next;
+            out.note(Note::TicksSkipped {
+                missed,
+                late: now.saturating_sub(self.due(start, next)),
+            });
+            next = due_now;
+        }
+        self.next_slot = next;
+        out.timer(self.due(start, next).saturating_sub(now), Timer::Tick);
     }
 
     /// Event 2's receiver: with three machines the other one (not the next);
@@ -527,5 +547,50 @@ mod tests {
         assert_eq!(fired, 8, "2 s at 4 ticks/s");
         assert!(m.is_done());
         assert!(now < Duration::from_millis(2100), "{now:?}");
+    }
+
+    #[test]
+    fn a_machine_paused_for_a_while_skips_the_missed_ticks_instead_of_racing() {
+        let params = Params {
+            rate: 5,
+            draw: Draw::Range(10),
+            duration: None,
+        };
+        let mut m = Machine::new(NodeId(0), 3, params, Rng::seed_from_u64(7));
+        let mut out = Out::new(Duration::ZERO);
+        connected(&mut m, &mut out);
+        let next_tick = |out: &mut Out<Machine>| {
+            out.drain().find_map(|e| match e {
+                Effect::Timer {
+                    after,
+                    timer: Timer::Tick,
+                } => Some(after),
+                _ => None,
+            })
+        };
+        // Tick 1 on time (at 200 ms), then a 7.2 s pause (SIGSTOP).
+        out.set_now(Duration::from_millis(200));
+        m.on_timer(Timer::Tick, &mut out);
+        out.drain().for_each(drop);
+        out.set_now(Duration::from_millis(7_400));
+        m.on_timer(Timer::Tick, &mut out);
+        let n: Vec<Note> = out
+            .drain()
+            .filter_map(|e| match e {
+                Effect::Note(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        // Slot 2 ran now; slots 3..=36 are past due: 34 skipped, and the
+        // next tick is slot 37 at once, not 35 ticks in a burst.
+        assert!(
+            n.iter()
+                .any(|x| matches!(x, Note::TicksSkipped { missed: 34, .. })),
+            "{n:?}"
+        );
+        m.on_timer(Timer::Tick, &mut out);
+        let after = next_tick(&mut out).expect("ticking");
+        assert_eq!(after, Duration::from_millis(200), "back on the rate");
+        assert_eq!(m.ticks, 3);
     }
 }

@@ -2,6 +2,8 @@
 //! file (a human-readable line per event) and the event log (`setup`,
 //! `tick`, `send`, `receive`, `internal`, `arrive`, ...).
 
+use std::time::Duration;
+
 use super::events::Event;
 use super::model::Draw;
 use crate::config::{Cluster, NodeId};
@@ -59,6 +61,11 @@ pub enum Note {
     },
     QueueFull {
         from: NodeId,
+    },
+    /// Behind the schedule by `missed` whole ticks, `late` in all: skipped.
+    TicksSkipped {
+        missed: u64,
+        late: Duration,
     },
     Done {
         ticks: u64,
@@ -141,6 +148,10 @@ impl crate::node::Note for Note {
                 queue_len: *queue_len,
             },
             Note::QueueFull { from } => Event::QueueFull { from: n(from) },
+            Note::TicksSkipped { missed, late } => Event::TicksSkipped {
+                missed: *missed,
+                late_ms: late.as_millis() as u64,
+            },
             Note::Done {
                 ticks,
                 clock,
@@ -198,6 +209,10 @@ impl crate::node::Note for Note {
                 queue_len,
             } => format!(
                 "done: {ticks} ticks, clock {clock}, {queue_len} message(s) left in the queue"
+            ),
+            Note::TicksSkipped { missed, late } => format!(
+                "{:.1} s behind the schedule (paused, or starved of CPU): skipped {missed} tick(s) rather than run faster than the rate",
+                late.as_secs_f64()
             ),
             Note::QueueFull { from } => format!(
                 "queue full ({} messages): a message from {} was dropped",
