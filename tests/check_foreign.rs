@@ -8,22 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{run, temp_dir};
-
-/// The algorithms `dsys check --help` lists.
-fn checked_algorithms(dir: &Path) -> Vec<String> {
-    let (code, out, err) = run(&["check", "--help"], dir);
-    assert_eq!(code, 0, "{err}");
-    out.lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|name| *name != "help")
-        .map(String::from)
-        .collect()
-}
+use common::{listed, run, temp_dir};
 
 /// Every `.jsonl` file under `dir`.
 fn jsonl_under(dir: &Path) -> Vec<PathBuf> {
@@ -46,38 +31,23 @@ fn jsonl_under(dir: &Path) -> Vec<PathBuf> {
 /// One events file written by `algorithm`, made the way a user would: its
 /// simulator (or demo, for those without one) with events on.
 fn events_of(algorithm: &str, dir: &Path) -> PathBuf {
-    let file = dir.join(format!("{algorithm}.jsonl"));
-    let out = dir.join(format!("{algorithm}-out"));
-    let simulated = run(&["sim", algorithm, "--help"], dir).0 == 0;
-    let args: Vec<String> = if algorithm == "clocks" {
-        let o = out.to_string_lossy().into_owned();
-        [
-            "sim",
-            "clocks",
-            "--runs",
-            "1",
-            "--duration",
-            "10s",
-            "--out",
-            &o,
-        ]
-        .map(String::from)
-        .to_vec()
-    } else if simulated {
-        let f = file.to_string_lossy().into_owned();
-        ["sim", algorithm, "--events", &f]
-            .map(String::from)
-            .to_vec()
+    let name = format!("{algorithm}.jsonl");
+    let out = format!("{algorithm}-out");
+    let args: Vec<&str> = if algorithm == "clocks" {
+        // Its simulator writes a folder of runs, one file per machine.
+        let sim = ["sim", "clocks", "--runs", "1", "--duration", "10s"];
+        [&sim[..], &["--out", &out]].concat()
+    } else if run(&["sim", algorithm, "--help"], dir).0 == 0 {
+        vec!["sim", algorithm, "--events", &name]
     } else {
-        let o = out.to_string_lossy().into_owned();
-        ["demo", algorithm, "--out", &o].map(String::from).to_vec()
+        vec!["demo", algorithm, "--duration", "6s", "--events", &name]
     };
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, _, err) = run(&args, dir);
     assert!(code == 0 || code == 1, "{args:?}: exit {code}: {err}");
+    let file = dir.join(&name);
     if !file.exists() {
         let mut all = Vec::new();
-        for f in jsonl_under(&out) {
+        for f in jsonl_under(&dir.join(&out)) {
             all.extend(std::fs::read(f).expect("read events"));
         }
         std::fs::write(&file, all).expect("write events");
@@ -92,7 +62,7 @@ fn events_of(algorithm: &str, dir: &Path) -> PathBuf {
 #[test]
 fn every_checker_refuses_every_other_algorithms_events_naming_the_right_one() {
     let dir = temp_dir("check-foreign");
-    let algorithms = checked_algorithms(&dir);
+    let algorithms = listed("check", &dir);
     assert!(algorithms.len() >= 5, "{algorithms:?}");
     let files: Vec<(String, PathBuf)> = algorithms
         .iter()

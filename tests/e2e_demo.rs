@@ -5,24 +5,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{run, temp_dir};
-
-/// The subcommands a group's `--help` lists.
-fn listed(group: &str, dir: &Path) -> Vec<String> {
-    let (code, out, err) = run(&[group, "--help"], dir);
-    assert_eq!(code, 0, "{err}");
-    out.lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|name| *name != "help")
-        .map(String::from)
-        .collect()
-}
+use common::{listed, run, temp_dir};
 
 #[test]
 fn every_demo_kills_and_restarts_a_node_and_passes_its_check() {

@@ -6,22 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{run, temp_dir};
-
-/// The algorithms `dsys sim --help` lists (the registry's own list).
-fn simulated_algorithms(dir: &Path) -> Vec<String> {
-    let (code, out, err) = run(&["sim", "--help"], dir);
-    assert_eq!(code, 0, "{err}");
-    out.lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|name| *name != "help")
-        .map(String::from)
-        .collect()
-}
+use common::{listed, run, temp_dir};
 
 /// Every event and log file under `dir`, in name order, as one byte string
 /// (a report names its folder, which differs between the runs).
@@ -58,7 +43,7 @@ fn written(dir: &Path) -> Vec<u8> {
 #[test]
 fn the_same_seed_gives_byte_identical_events() {
     let dir = temp_dir("determinism");
-    let algorithms = simulated_algorithms(&dir);
+    let algorithms = listed("sim", &dir);
     assert!(
         ["tokenring", "mutex", "gossip", "multicast", "clocks"]
             .iter()
@@ -115,7 +100,7 @@ fn the_same_seed_gives_byte_identical_events() {
 #[test]
 fn the_summary_line_names_the_duration_asked_for_and_the_settle() {
     let dir = temp_dir("sim-summary");
-    for algorithm in simulated_algorithms(&dir) {
+    for algorithm in listed("sim", &dir) {
         let (_, help, _) = run(&["sim", &algorithm, "--help"], &dir);
         if !help.contains("--settle") {
             continue;

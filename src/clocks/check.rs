@@ -213,7 +213,7 @@ impl Checker for ClocksCheck {
                 if l.recent.len() > BURST {
                     let first = l.recent.pop_front().unwrap_or(r.t_us);
                     let interval_us = 1e6 / l.rate.max(1) as f64;
-                    let took = (r.t_us - first.min(r.t_us)) as f64;
+                    let took = r.t_us.saturating_sub(first) as f64;
                     if took < (BURST - 2) as f64 * interval_us && !l.burst {
                         l.burst = true;
                         burst = Some(format!(

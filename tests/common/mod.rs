@@ -220,3 +220,19 @@ pub fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The subcommands `dsys GROUP --help` lists (`demo`, `sim`, `check`): the
+/// registry's own list of algorithms, for "for each algorithm" tests.
+pub fn listed(group: &str, dir: &Path) -> Vec<String> {
+    let (code, out, err) = run(&[group, "--help"], dir);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(String::from)
+        .collect()
+}
